@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { findHeadEnd, isHopByHop, parseRequestHead, parseResponseHead } from './head.js';
+import type { RequestHead, ResponseHead } from './head.js';
+
+function req(text: string): RequestHead {
+  const r = parseRequestHead(text);
+  if (typeof r === 'string') throw new Error(r);
+  return r;
+}
+
+describe('request heads', () => {
+  it('parses method, target, version, headers and framing', () => {
+    const h = req('POST /a?b=c HTTP/1.1\r\nHost: Example.COM:8080\r\nContent-Length: 12\r\nX-A:  spaced  \r\n\r\n');
+    assert.equal(h.method, 'POST');
+    assert.equal(h.target, '/a?b=c');
+    assert.equal(h.minor, 1);
+    assert.equal(h.hostname, 'example.com');
+    assert.equal(h.contentLength, 12);
+    assert.equal(h.chunked, false);
+    assert.equal(h.close, false);
+    assert.equal(h.headers.find((x) => x.name === 'x-a')?.value, 'spaced');
+  });
+
+  it('reduces absolute-form to origin-form with the authority as Host', () => {
+    const h = req('GET http://api.example.com:81/x?y HTTP/1.1\r\nHost: other\r\n\r\n');
+    assert.equal(h.target, '/x?y');
+    assert.equal(h.host, 'api.example.com:81');
+    assert.equal(h.headers.filter((x) => x.name === 'host').length, 1);
+  });
+
+  it('knows when the client wants to close', () => {
+    assert.equal(req('GET / HTTP/1.1\r\nHost: a\r\nConnection: Close\r\n\r\n').close, true);
+    assert.equal(req('GET / HTTP/1.0\r\n\r\n').close, true);
+    assert.equal(req('GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n').close, false);
+  });
+
+  it('accepts chunked as the final coding only', () => {
+    assert.equal(req('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n').chunked, true);
+    assert.equal(parseRequestHead('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n'), 'CORRAL_ERR_AMBIGUOUS_LENGTH');
+    assert.equal(parseRequestHead('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n'), 'CORRAL_ERR_AMBIGUOUS_LENGTH');
+  });
+
+  it('finds the end of a head across reads', () => {
+    const b = Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY');
+    assert.equal(findHeadEnd(b, 0), b.length - 4);
+    assert.equal(findHeadEnd(b.subarray(0, 20), 0), -1);
+    assert.equal(findHeadEnd(b, 25), b.length - 4);
+  });
+
+  it('treats Connection-named fields as hop-by-hop', () => {
+    assert.equal(isHopByHop('keep-alive', []), true);
+    assert.equal(isHopByHop('x-secret', ['x-secret']), true);
+    assert.equal(isHopByHop('x-other', ['x-secret']), false);
+  });
+});
+
+describe('response heads', () => {
+  const res = (text: string): ResponseHead => {
+    const r = parseResponseHead(text);
+    if (typeof r === 'string') throw new Error(r);
+    return r;
+  };
+  it('parses status, reason and framing', () => {
+    const r = res('HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\n');
+    assert.equal(r.status, 404);
+    assert.equal(r.reason, 'Not Found');
+    assert.equal(r.contentLength, 3);
+    assert.equal(res('HTTP/1.1 200\r\n\r\n').reason, '');
+    assert.equal(res('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n').closeDelimited, true);
+    assert.equal(res('HTTP/1.0 200 OK\r\n\r\n').close, true);
+  });
+  it('rejects malformed responses', () => {
+    for (const t of ['HTTP/1.1 20 OK\r\n\r\n', 'HTTP/2 200\r\n\r\n', 'HTTP/1.1 700 Odd\r\n\r\n', 'HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 'HTTP/1.1 200 OK\r\nX: a\x00\r\n\r\n']) {
+      assert.equal(parseResponseHead(t), 'CORRAL_ERR_BAD_RESPONSE', JSON.stringify(t));
+    }
+  });
+});

@@ -1,0 +1,1084 @@
+/**
+ * The L7 HTTP/1.1 proxy: client connections, request exchanges, retries.
+ *
+ * Lifecycle of one request (each stage names what it can fail into):
+ *
+ *   read head ──(400/431/505, 408 on timeouts.headers)──> route ──(503 NO_ROUTE)
+ *     ──> dispatch: sticky pin | scheduler | queue ──(503 NO_SERVER / QUEUE_TIMEOUT)
+ *     ──> upstream: pooled keep-alive connection or connect
+ *           ──(refused/timeout: redispatch elsewhere, else 502/504)
+ *     ──> write head + stream body (backpressure both ways)
+ *     ──> read response head ──(reset before a byte: retry if idempotent and
+ *           replayable, else 502; garbage 502; silence 504)
+ *     ──> stream response body ──(failure after bytes reached the client:
+ *           the client connection is closed; never retried)
+ *     ──> done: connection back to the pool, next request on the client
+ *
+ * Sockets are read raw and heads parsed by hand (`head.ts`): Node's `http`
+ * client is where Node proxies lose most of their time.
+ */
+import type { Server, Socket } from 'node:net';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { FrontendConfig } from '../../config/index.js';
+import type { ErrorCode } from '../../errors.js';
+import { ERROR_CODES, errorResponse } from '../../errors.js';
+import type { PickRequest } from '../../scheduling/index.js';
+import type { RuntimeBackend, Waiter } from '../backend.js';
+import { displayIp, forwardedElement, TrustedProxies } from '../forwarded.js';
+import { Router } from '../router.js';
+import type { RuntimeServer, UpstreamConnection, UpstreamOwner } from '../server.js';
+import { CHUNKED_ERROR, CHUNKED_NEED_MORE, ChunkedReader } from './chunked.js';
+import type { RequestHead, ResponseHead } from './head.js';
+import { findHeadEnd, isHopByHop, MAX_HEAD_BYTES, parseRequestHead, parseResponseHead } from './head.js';
+
+/** Request bodies up to this size are kept until the response starts, so the request can be replayed. */
+const REPLAY_LIMIT = 64 * 1024;
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+const CRLF = '\r\n';
+
+export interface HttpFrontendOptions {
+  readonly config: FrontendConfig;
+  readonly backends: ReadonlyMap<string, RuntimeBackend>;
+  readonly log: Logger;
+  /** Set when the listener terminates TLS. */
+  readonly tls?: boolean;
+}
+
+interface FrontendCounters {
+  connections: number;
+  requests: number;
+  rejected: number;
+}
+
+/** One `mode: http` frontend: accepts client connections and runs their exchanges. */
+export class HttpFrontend {
+  readonly config: FrontendConfig;
+  readonly backends: ReadonlyMap<string, RuntimeBackend>;
+  readonly log: Logger;
+  readonly router: Router<RuntimeBackend>;
+  readonly trusted: TrustedProxies;
+  readonly proto: 'http' | 'https';
+  readonly counters: FrontendCounters = { connections: 0, requests: 0, rejected: 0 };
+  readonly clients = new Set<ClientConnection>();
+  private server: Server | null = null;
+  private stopping = false;
+
+  constructor(opts: HttpFrontendOptions) {
+    this.config = opts.config;
+    this.backends = opts.backends;
+    this.log = opts.log;
+    this.proto = opts.tls === true ? 'https' : 'http';
+    this.trusted = new TrustedProxies(opts.config.trustedProxies);
+    const resolve = (name: string): RuntimeBackend => {
+      const b = opts.backends.get(name);
+      if (b === undefined) throw new Error(`frontend ${opts.config.name}: unknown backend ${name}`);
+      return b;
+    };
+    this.router = new Router(
+      opts.config.routes.map((r) => ({ host: r.host, pathPrefix: r.pathPrefix, target: resolve(r.backend) })),
+      opts.config.backend === undefined ? undefined : resolve(opts.config.backend),
+    );
+  }
+
+  /** Starts listening; resolves with the bound address. */
+  listen(): Promise<net.AddressInfo> {
+    const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    server.maxConnections = this.config.maxConn;
+    server.on('drop', () => {
+      this.counters.rejected++;
+      this.log.warn({ frontend: this.config.name, maxConn: this.config.maxConn }, 'connection refused: frontend maxConn reached');
+    });
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: this.config.listen.host, port: this.config.listen.port }, () => {
+        server.off('error', reject);
+        server.on('error', (err) => this.log.error({ err, frontend: this.config.name }, 'listener error'));
+        resolve(server.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  /** Accepts a connection handed over by a listener (also used by the TLS layer). */
+  accept(socket: Socket): void {
+    if (this.stopping) {
+      socket.destroy();
+      return;
+    }
+    this.counters.connections++;
+    const client = new ClientConnection(this, socket);
+    this.clients.add(client);
+  }
+
+  /**
+   * Stops accepting; idle keep-alive connections are closed, busy ones finish
+   * their exchange and close. Resolves when every client is gone or after
+   * `graceMs`, when the rest are destroyed.
+   */
+  async close(graceMs: number): Promise<void> {
+    this.stopping = true;
+    const server = this.server;
+    if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const c of this.clients) c.shutdown();
+    if (this.clients.size === 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        for (const c of this.clients) c.socket.destroy();
+        resolve();
+      }, graceMs);
+      const check = setInterval(() => {
+        if (this.clients.size === 0) {
+          clearInterval(check);
+          clearTimeout(timer);
+          resolve();
+        }
+      }, 20);
+      timer.unref();
+    });
+  }
+
+  get isStopping(): boolean {
+    return this.stopping;
+  }
+}
+
+const enum ClientPhase {
+  /** Waiting for (the rest of) a request head. */
+  Head,
+  /** An exchange owns the connection. */
+  Busy,
+  Closed,
+}
+
+export class ClientConnection {
+  readonly frontend: HttpFrontend;
+  readonly socket: Socket;
+  readonly ip: string;
+  readonly port: number;
+  private buf: Buffer | null = null;
+  private scanFrom = 0;
+  private phase = ClientPhase.Head;
+  exchange: Exchange | null = null;
+  /** Wants to close once the current exchange is done. */
+  closeAfter = false;
+  requests = 0;
+
+  constructor(frontend: HttpFrontend, socket: Socket) {
+    this.frontend = frontend;
+    this.socket = socket;
+    this.ip = socket.remoteAddress ?? '';
+    this.port = socket.remotePort ?? 0;
+    socket.setTimeout(frontend.config.timeouts.headers);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('timeout', () => this.onTimeout());
+    socket.on('error', () => this.onGone());
+    socket.on('close', () => this.onGone());
+    socket.on('end', () => this.onEnd());
+    socket.on('drain', () => this.exchange?.onClientDrain());
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.phase === ClientPhase.Busy) {
+      const ex = this.exchange as Exchange;
+      if (ex.wantsBody) {
+        ex.onClientBody(chunk);
+        return;
+      }
+      // Pipelined bytes of the next request: keep them, stop reading until the exchange ends.
+      this.append(chunk);
+      this.socket.pause();
+      if ((this.buf as Buffer).length > MAX_HEAD_BYTES * 2) this.socket.destroy();
+      return;
+    }
+    if (this.phase === ClientPhase.Closed) return;
+    this.append(chunk);
+    this.parse();
+  }
+
+  private append(chunk: Buffer): void {
+    this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
+  }
+
+  /** Hands the buffered bytes (body start, pipelined requests) to the exchange. */
+  takeBuffered(): Buffer | null {
+    const b = this.buf;
+    this.buf = null;
+    return b;
+  }
+
+  /** Puts body or pipelined bytes the exchange did not consume back in front of the buffer. */
+  unread(bytes: Buffer): void {
+    this.buf = this.buf === null ? bytes : Buffer.concat([bytes, this.buf]);
+  }
+
+  /** Parses the next request head from the buffer and starts its exchange. */
+  private parse(): void {
+    const buf = this.buf;
+    if (buf === null) return;
+    const end = findHeadEnd(buf, this.scanFrom);
+    if (end === -1) {
+      if (buf.length > MAX_HEAD_BYTES) {
+        this.reject('CORRAL_ERR_HEADERS_TOO_LARGE');
+        return;
+      }
+      // Leading empty lines before a request are ignored (RFC 9112 §2.2).
+      if (buf.length >= 2 && buf[0] === 13 && buf[1] === 10) {
+        this.buf = buf.length === 2 ? null : buf.subarray(2);
+        this.scanFrom = 0;
+        this.parse();
+        return;
+      }
+      this.scanFrom = buf.length;
+      if (this.socket.timeout !== this.frontend.config.timeouts.headers) {
+        this.socket.setTimeout(this.frontend.config.timeouts.headers);
+      }
+      return;
+    }
+    if (end > MAX_HEAD_BYTES) {
+      this.reject('CORRAL_ERR_HEADERS_TOO_LARGE');
+      return;
+    }
+    if (buf[0] === 13 && buf[1] === 10) {
+      this.buf = buf.subarray(2);
+      this.scanFrom = 0;
+      this.parse();
+      return;
+    }
+    const headText = buf.toString('latin1', 0, end);
+    this.buf = end < buf.length ? buf.subarray(end) : null;
+    this.scanFrom = 0;
+    const head = parseRequestHead(headText);
+    if (typeof head === 'string') {
+      this.reject(head);
+      return;
+    }
+    if (head.method === 'CONNECT') {
+      this.reject('CORRAL_ERR_BAD_REQUEST');
+      return;
+    }
+    this.requests++;
+    this.frontend.counters.requests++;
+    this.phase = ClientPhase.Busy;
+    if (head.close || this.frontend.isStopping) this.closeAfter = true;
+    const ex = new Exchange(this, head);
+    this.exchange = ex;
+    ex.start();
+  }
+
+  /** Answers a request that reaches no server, then closes. */
+  reject(code: ErrorCode): void {
+    this.phase = ClientPhase.Closed;
+    this.buf = null;
+    this.frontend.log.info(
+      { type: 'access', frontend: this.frontend.config.name, client: displayIp(this.ip), status: ERROR_CODES[code].status, error: code },
+      'request rejected',
+    );
+    this.socket.end(errorResponse(code, true));
+    this.socket.setTimeout(5_000); // bounded linger for a peer that never reads
+  }
+
+  /** Called by the exchange when it is over. */
+  done(): void {
+    this.exchange = null;
+    if (this.phase === ClientPhase.Closed) return;
+    if (this.closeAfter || this.socket.destroyed || this.socket.writableEnded) {
+      this.phase = ClientPhase.Closed;
+      this.socket.end();
+      this.socket.setTimeout(5_000);
+      return;
+    }
+    this.phase = ClientPhase.Head;
+    this.socket.setTimeout(this.buf === null ? this.frontend.config.timeouts.idle : this.frontend.config.timeouts.headers);
+    if (this.buf !== null) this.parse();
+    if (this.phase === ClientPhase.Head) this.socket.resume();
+  }
+
+  private onTimeout(): void {
+    if (this.phase === ClientPhase.Busy) {
+      (this.exchange as Exchange).onClientTimeout();
+      return;
+    }
+    if (this.phase === ClientPhase.Head && this.buf !== null) {
+      this.reject('CORRAL_ERR_CLIENT_TIMEOUT');
+      return;
+    }
+    this.phase = ClientPhase.Closed;
+    this.socket.destroy();
+  }
+
+  private onEnd(): void {
+    // Half-close from the client: finish the current exchange, then close.
+    this.closeAfter = true;
+    if (this.phase === ClientPhase.Head) {
+      this.phase = ClientPhase.Closed;
+      this.socket.end();
+    } else if (this.phase === ClientPhase.Busy) {
+      (this.exchange as Exchange).onClientEnd();
+    }
+  }
+
+  private onGone(): void {
+    if (this.phase === ClientPhase.Busy) (this.exchange as Exchange).abort('client closed');
+    this.phase = ClientPhase.Closed;
+    this.exchange = null;
+    this.buf = null;
+    this.frontend.clients.delete(this);
+  }
+
+  /** Graceful stop: idle connections close now, busy ones after their exchange. */
+  shutdown(): void {
+    this.closeAfter = true;
+    if (this.phase === ClientPhase.Head && this.buf === null) {
+      this.phase = ClientPhase.Closed;
+      this.socket.end();
+    }
+  }
+}
+
+/** How a request ended, for the access log. */
+type Outcome = { status: number; error?: ErrorCode; note?: string };
+
+class Exchange implements UpstreamOwner {
+  private readonly client: ClientConnection;
+  private readonly head: RequestHead;
+  private backend: RuntimeBackend | null = null;
+  private server: RuntimeServer | null = null;
+  private conn: UpstreamConnection | null = null;
+  private waiter: Waiter | null = null;
+  private attempts = 0;
+  private tried: Set<number> | null = null;
+  private freeRetryUsed = false;
+  private lastFailure: ErrorCode = 'CORRAL_ERR_CONNECT_FAILED';
+  private setCookie = false;
+  private outHead = '';
+  private finished = false;
+
+  // Request body.
+  private bodyLeft: number;
+  private readonly reqChunks: ChunkedReader | null;
+  wantsBody: boolean;
+  /** Body bytes received but not yet written upstream. */
+  private pending: Buffer[] = [];
+  /** Body bytes already written upstream, kept for a replay while replayable. */
+  private sent: Buffer[] | null = [];
+  private sentBytes = 0;
+
+  // Response.
+  private resBuf: Buffer | null = null;
+  private res: ResponseHead | null = null;
+  private resStarted = false;
+  private resLeft = 0;
+  private resChunks: ChunkedReader | null = null;
+  private resUntilClose = false;
+  private dechunk = false;
+  private resDone = false;
+  private upstreamReusable = true;
+  private upstreamBytes = 0;
+
+  // Accounting.
+  private readonly t0 = performance.now();
+  private tQueue = -1;
+  private tConnect = -1;
+  private tResponse = -1;
+  private bytesIn = 0;
+  private bytesOut = 0;
+
+  constructor(client: ClientConnection, head: RequestHead) {
+    this.client = client;
+    this.head = head;
+    this.bodyLeft = head.chunked ? 0 : Math.max(0, head.contentLength);
+    this.reqChunks = head.chunked ? new ChunkedReader() : null;
+    this.wantsBody = head.chunked || this.bodyLeft > 0;
+  }
+
+  start(): void {
+    const fe = this.client.frontend;
+    const path = this.head.target;
+    const backend = fe.router.match(this.head.hostname, path);
+    if (backend === undefined) {
+      this.fail('CORRAL_ERR_NO_ROUTE');
+      return;
+    }
+    this.backend = backend;
+    // Take body bytes that arrived with the head; the rest of the buffer is the next request.
+    if (this.wantsBody) {
+      const rest = this.client.takeBuffered();
+      if (rest !== null) this.consumeBody(rest);
+    }
+    if (this.wantsBody) this.client.socket.pause();
+    this.outHead = this.buildRequestHead(backend);
+    this.client.socket.setTimeout(backend.config.timeouts.client);
+    this.dispatch();
+  }
+
+  // ---- dispatch and connect ------------------------------------------------
+
+  private pickRequest(backend: RuntimeBackend): PickRequest {
+    return {
+      clientIp: this.client.ip,
+      clientPort: this.client.port,
+      host: this.head.hostname,
+      hashKey: backend.config.balance === 'hash' ? hashKeyOf(backend, this.head) : undefined,
+      now: performance.now(),
+      exclude: this.tried ?? undefined,
+    };
+  }
+
+  private dispatch(): void {
+    const backend = this.backend as RuntimeBackend;
+    const request = this.pickRequest(backend);
+    const cookie =
+      backend.config.sticky?.cookie !== undefined ? cookieOf(this.head, backend.config.sticky.cookie) : undefined;
+    const result = backend.dispatch(request, cookie, () => this.makeWaiter(request));
+    switch (result.kind) {
+      case 'server':
+        this.setCookie = result.setCookie || (cookie !== undefined && cookie !== result.server.stickyValue && backend.config.sticky?.cookie !== undefined);
+        this.assign(result.server);
+        return;
+      case 'queued':
+        this.tQueue = performance.now();
+        return;
+      case 'full':
+        this.fail('CORRAL_ERR_QUEUE_FULL');
+        return;
+      case 'none':
+        this.fail(this.attempts === 0 ? 'CORRAL_ERR_NO_SERVER' : this.lastFailure);
+        return;
+    }
+  }
+
+  private makeWaiter(request: PickRequest): Waiter {
+    const w: Waiter = {
+      pinned: null,
+      request,
+      timer: null,
+      grant: (server) => {
+        this.waiter = null;
+        if (this.finished) {
+          (this.backend as RuntimeBackend).release(server);
+          return;
+        }
+        this.tQueue = performance.now() - this.tQueue;
+        this.setCookie = (this.backend as RuntimeBackend).config.sticky?.cookie !== undefined && cookieOf(this.head, (this.backend as RuntimeBackend).config.sticky?.cookie as string) !== server.stickyValue;
+        this.assign(server);
+      },
+      expire: () => {
+        this.waiter = null;
+        if (!this.finished) this.fail('CORRAL_ERR_QUEUE_TIMEOUT');
+      },
+    };
+    this.waiter = w;
+    return w;
+  }
+
+  private assign(server: RuntimeServer): void {
+    const backend = this.backend as RuntimeBackend;
+    this.server = server;
+    this.attempts++;
+    server.counters.total++;
+    if (this.attempts > 1) server.counters.retries++;
+    const safe = IDEMPOTENT.has(this.head.method) && this.sent !== null;
+    const idle = backend.takeIdle(server, !safe);
+    if (idle !== null) {
+      this.onConnect(idle);
+      return;
+    }
+    const tc = performance.now();
+    backend.connect(server, {
+      onConnect: (conn) => {
+        this.tConnect = performance.now() - tc;
+        if (this.finished || this.server !== server) {
+          backend.putIdle(conn);
+          return;
+        }
+        this.onConnect(conn);
+      },
+      onConnectError: (err, timedOut) => {
+        if (this.finished || this.server !== server) return;
+        server.counters.connectFailures++;
+        server.counters.failures++;
+        this.retryOrFail(timedOut ? 'CORRAL_ERR_CONNECT_TIMEOUT' : 'CORRAL_ERR_CONNECT_FAILED', err.message, true);
+      },
+    });
+  }
+
+  private onConnect(conn: UpstreamConnection): void {
+    this.conn = conn;
+    conn.owner = this;
+    const backend = this.backend as RuntimeBackend;
+    if (conn.uses > 0) conn.socket.setTimeout(backend.config.timeouts.server);
+    const socket = conn.socket;
+    socket.cork();
+    socket.write(this.outHead, 'latin1');
+    if (this.sent !== null) for (const b of this.sent) socket.write(b);
+    for (const b of this.pending) {
+      socket.write(b);
+      this.keepSent(b);
+    }
+    this.pending = [];
+    socket.uncork();
+    if (this.wantsBody) this.client.socket.resume();
+  }
+
+  /** Redispatches after a failure that happened before any response byte, or answers with `code`. */
+  private retryOrFail(code: ErrorCode, reason: string, connectPhase: boolean): void {
+    const backend = this.backend as RuntimeBackend;
+    const server = this.server as RuntimeServer;
+    const reused = this.conn !== null && this.conn.uses > 0;
+    this.dropUpstream();
+    this.server = null;
+    backend.release(server);
+    this.lastFailure = code;
+    const replayable = this.sent !== null && (connectPhase || IDEMPOTENT.has(this.head.method));
+    if (!connectPhase && reused && replayable && !this.freeRetryUsed) {
+      // A pooled connection the server had already closed: not the server's fault.
+      this.freeRetryUsed = true;
+      this.attempts--;
+      this.client.frontend.log.debug({ backend: backend.name, server: server.name, reason }, 'stale pooled connection, resending');
+      this.assignFresh(server);
+      return;
+    }
+    if (backend.config.retries >= this.attempts && replayable) this.redispatch(server, reason);
+    else this.fail(code, `${server.name}: ${reason}`);
+  }
+
+  private assignFresh(server: RuntimeServer): void {
+    if (!server.acceptsSticky) {
+      this.dispatch();
+      return;
+    }
+    server.active++;
+    // Close idle connections to this server: they are likely stale too.
+    server.closeIdle();
+    this.assign(server);
+  }
+
+  private redispatch(failed: RuntimeServer, reason: string): void {
+    if (this.tried === null) this.tried = new Set();
+    this.tried.add(failed.id);
+    this.client.frontend.log.info(
+      { backend: (this.backend as RuntimeBackend).name, server: failed.name, reason, attempt: this.attempts },
+      'redispatching request',
+    );
+    this.dispatch();
+  }
+
+  // ---- request body ---------------------------------------------------------
+
+  private keepSent(b: Buffer): void {
+    if (this.sent === null) return;
+    if (this.sentBytes + b.length > REPLAY_LIMIT) {
+      this.sent = null;
+      return;
+    }
+    this.sent.push(b);
+    this.sentBytes += b.length;
+  }
+
+  /** Splits client bytes into this request's body and whatever follows it. */
+  private consumeBody(chunk: Buffer): void {
+    let bodyEnd: number;
+    if (this.reqChunks !== null) {
+      const r = this.reqChunks.feed(chunk, 0, chunk.length);
+      if (r === CHUNKED_ERROR) {
+        this.failClient('CORRAL_ERR_BAD_CHUNK');
+        return;
+      }
+      bodyEnd = r === CHUNKED_NEED_MORE ? chunk.length : r;
+      if (r !== CHUNKED_NEED_MORE) this.wantsBody = false;
+    } else {
+      bodyEnd = Math.min(this.bodyLeft, chunk.length);
+      this.bodyLeft -= bodyEnd;
+      if (this.bodyLeft === 0) this.wantsBody = false;
+    }
+    this.bytesIn += bodyEnd;
+    const body = bodyEnd === chunk.length ? chunk : chunk.subarray(0, bodyEnd);
+    if (bodyEnd < chunk.length) {
+      this.client.unread(chunk.subarray(bodyEnd));
+      this.client.socket.pause();
+    }
+    if (body.length === 0) return;
+    if (this.conn === null) {
+      this.pending.push(body);
+      return;
+    }
+    this.keepSent(body);
+    if (!this.conn.socket.write(body)) {
+      this.client.socket.pause();
+      const conn = this.conn;
+      conn.socket.once('drain', () => {
+        if (this.conn === conn && !this.finished && this.wantsBody) this.client.socket.resume();
+      });
+    }
+  }
+
+  onClientBody(chunk: Buffer): void {
+    this.consumeBody(chunk);
+    if (!this.wantsBody && this.resDone) this.finish();
+  }
+
+  onClientEnd(): void {
+    if (this.wantsBody) this.abort('client closed during the request body');
+  }
+
+  onClientTimeout(): void {
+    if (this.wantsBody && this.conn !== null) {
+      // The client stalled its body.
+      this.failClient('CORRAL_ERR_CLIENT_TIMEOUT');
+      return;
+    }
+    if (this.resStarted) {
+      // The client stopped reading the response.
+      this.abort('client timeout while reading the response');
+    }
+    // Otherwise the wait is on the server, bounded by timeouts.server.
+  }
+
+  onClientDrain(): void {
+    if (this.conn !== null && !this.resDone) this.conn.socket.resume();
+  }
+
+  // ---- response ---------------------------------------------------------------
+
+  onUpstreamData(chunk: Buffer): void {
+    this.upstreamBytes += chunk.length;
+    if (this.res === null) {
+      this.resBuf = this.resBuf === null ? chunk : Buffer.concat([this.resBuf, chunk]);
+      this.readResponseHead();
+      return;
+    }
+    this.forwardBody(chunk, 0);
+  }
+
+  private readResponseHead(): void {
+    for (;;) {
+      const buf = this.resBuf as Buffer;
+      const end = findHeadEnd(buf, 0);
+      if (end === -1) {
+        if (buf.length > MAX_HEAD_BYTES) this.badResponse('response head too large');
+        return;
+      }
+      const parsed = parseResponseHead(buf.toString('latin1', 0, end));
+      if (typeof parsed === 'string') {
+        this.badResponse('malformed response head');
+        return;
+      }
+      if (parsed.status < 200) {
+        if (parsed.status === 101) {
+          this.badResponse('unexpected 101 Switching Protocols');
+          return;
+        }
+        // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients as they are.
+        if (this.head.minor === 1) this.client.socket.write(buf.subarray(0, end));
+        this.resBuf = end < buf.length ? buf.subarray(end) : null;
+        if (this.resBuf === null) return;
+        continue;
+      }
+      this.res = parsed;
+      this.resBuf = null;
+      this.startResponse(parsed, buf, end);
+      return;
+    }
+  }
+
+  private startResponse(res: ResponseHead, buf: Buffer, bodyStart: number): void {
+    const backend = this.backend as RuntimeBackend;
+    const server = this.server as RuntimeServer;
+    this.tResponse = performance.now() - this.t0;
+    const noBody = this.head.method === 'HEAD' || res.status === 204 || res.status === 304;
+    let framing = '';
+    if (noBody) {
+      this.resLeft = 0;
+      if (res.contentLength !== -1) framing = '';
+    } else if (res.chunked) {
+      this.resChunks = new ChunkedReader();
+      if (this.head.minor === 1) framing = `Transfer-Encoding: chunked${CRLF}`;
+      else {
+        this.dechunk = true;
+        this.client.closeAfter = true;
+      }
+    } else if (res.contentLength !== -1 && !res.closeDelimited) {
+      this.resLeft = res.contentLength;
+    } else {
+      this.resUntilClose = true;
+      this.upstreamReusable = false;
+      this.client.closeAfter = true;
+    }
+    if (res.close || res.minor === 0) this.upstreamReusable = false;
+    if (this.wantsBody) {
+      // The server answered before the request body was complete: the rest of it cannot be delimited for reuse.
+      this.client.closeAfter = true;
+      this.upstreamReusable = false;
+    }
+    let out = `HTTP/1.1 ${res.status} ${res.reason}${CRLF}`;
+    const tokens = res.connectionTokens;
+    for (const h of res.headers) {
+      if (isHopByHop(h.name, tokens)) continue;
+      out += h.line + CRLF;
+    }
+    out += framing;
+    const sh = backend.config.serverHeader;
+    if (sh !== undefined) out += `${sh}: ${server.name}${CRLF}`;
+    if (this.setCookie) {
+      const sticky = backend.config.sticky;
+      out += `Set-Cookie: ${sticky?.cookie}=${server.stickyValue}; Path=/; HttpOnly; SameSite=Lax${this.client.frontend.proto === 'https' ? '; Secure' : ''}${CRLF}`;
+    }
+    if (this.client.closeAfter) out += `Connection: close${CRLF}`;
+    else if (this.head.minor === 0) out += `Connection: keep-alive${CRLF}`;
+    out += CRLF;
+    const responses = server.counters.responses;
+    const cls = (res.status / 100) | 0;
+    responses[cls] = (responses[cls] as number) + 1;
+    this.resStarted = true;
+    const socket = this.client.socket;
+    socket.cork();
+    this.bytesOut += out.length;
+    socket.write(out, 'latin1');
+    if (noBody) {
+      if (bodyStart < buf.length) this.upstreamReusable = false; // bytes after a bodiless response
+      socket.uncork();
+      this.responseDone();
+      return;
+    }
+    if (bodyStart < buf.length) this.forwardBody(buf, bodyStart);
+    else if (this.resLeft === 0 && this.resChunks === null && !this.resUntilClose) this.responseDone();
+    socket.uncork();
+  }
+
+  private forwardBody(buf: Buffer, start: number): void {
+    if (this.resDone) {
+      // A second response, or bytes after the end of this one.
+      this.upstreamReusable = false;
+      return;
+    }
+    const socket = this.client.socket;
+    let end = buf.length;
+    let complete = false;
+    if (this.resChunks !== null) {
+      if (this.dechunk) {
+        const r = this.resChunks.feed(buf, start, end, (b, s, e) => {
+          this.bytesOut += e - s;
+          socket.write(b.subarray(s, e));
+        });
+        if (r === CHUNKED_ERROR) {
+          this.badResponse('malformed chunked response body');
+          return;
+        }
+        if (r !== CHUNKED_NEED_MORE) {
+          if (r < end) this.upstreamReusable = false;
+          complete = true;
+        }
+        if (complete) this.responseDone();
+        else if (socket.writableNeedDrain) (this.conn as UpstreamConnection).socket.pause();
+        return;
+      }
+      const r = this.resChunks.feed(buf, start, end);
+      if (r === CHUNKED_ERROR) {
+        this.badResponse('malformed chunked response body');
+        return;
+      }
+      if (r !== CHUNKED_NEED_MORE) {
+        if (r < end) this.upstreamReusable = false;
+        end = r;
+        complete = true;
+      }
+    } else if (!this.resUntilClose) {
+      const n = Math.min(this.resLeft, end - start);
+      if (n < end - start) this.upstreamReusable = false;
+      end = start + n;
+      this.resLeft -= n;
+      complete = this.resLeft === 0;
+    }
+    this.bytesOut += end - start;
+    const ok = socket.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+    if (complete) this.responseDone();
+    else if (!ok) (this.conn as UpstreamConnection).socket.pause();
+  }
+
+  private responseDone(): void {
+    this.resDone = true;
+    if (!this.wantsBody) this.finish();
+    else {
+      // Stop waiting for a body the server no longer wants.
+      this.client.closeAfter = true;
+      this.finish();
+    }
+  }
+
+  onUpstreamEnd(): void {
+    const conn = this.conn as UpstreamConnection;
+    conn.owner = null;
+    this.upstreamReusable = false;
+    if (this.res !== null && this.resUntilClose) {
+      this.responseDone();
+      return;
+    }
+    this.upstreamFailed('CORRAL_ERR_SERVER_FAILED', 'server closed the connection');
+  }
+
+  onUpstreamError(err: Error): void {
+    const conn = this.conn as UpstreamConnection;
+    conn.owner = null;
+    this.upstreamReusable = false;
+    if (this.res !== null && this.resUntilClose && !this.resDone) {
+      this.responseDone();
+      return;
+    }
+    this.upstreamFailed('CORRAL_ERR_SERVER_FAILED', err.message);
+  }
+
+  onUpstreamTimeout(): void {
+    this.upstreamReusable = false;
+    this.upstreamFailed('CORRAL_ERR_SERVER_TIMEOUT', 'server timeout');
+  }
+
+  private badResponse(reason: string): void {
+    this.upstreamReusable = false;
+    const server = this.server as RuntimeServer;
+    server.counters.failures++;
+    if (this.resStarted) this.abort(reason);
+    else this.fail('CORRAL_ERR_BAD_RESPONSE', `${server.name}: ${reason}`);
+  }
+
+  private upstreamFailed(code: ErrorCode, reason: string): void {
+    if (this.finished) return;
+    const server = this.server as RuntimeServer;
+    if (this.resStarted) {
+      server.counters.failures++;
+      this.abort(`${server.name}: ${reason} after the response started`);
+      return;
+    }
+    if (code === 'CORRAL_ERR_SERVER_TIMEOUT') {
+      server.counters.failures++;
+      this.fail(code, `${server.name}: ${reason}`);
+      return;
+    }
+    if (this.upstreamBytes === 0) {
+      const reused = this.conn !== null && this.conn.uses > 0;
+      if (!reused) server.counters.failures++;
+      this.retryOrFail(code, reason, false);
+      return;
+    }
+    server.counters.failures++;
+    this.fail(code, `${server.name}: ${reason}`);
+  }
+
+  // ---- endings ------------------------------------------------------------------
+
+  /** Drops the upstream connection without returning it to the pool. */
+  private dropUpstream(): void {
+    const conn = this.conn;
+    if (conn === null) return;
+    this.conn = null;
+    conn.owner = null;
+    conn.socket.destroy();
+  }
+
+  /** The exchange completed normally. */
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    const backend = this.backend as RuntimeBackend;
+    const server = this.server as RuntimeServer;
+    const conn = this.conn;
+    this.conn = null;
+    if (conn !== null) {
+      if (this.upstreamReusable && !conn.socket.destroyed) {
+        conn.socket.resume();
+        backend.putIdle(conn);
+      } else {
+        conn.owner = null;
+        conn.socket.destroy();
+      }
+    }
+    server.counters.bytesIn += this.bytesIn;
+    server.counters.bytesOut += this.bytesOut;
+    backend.release(server);
+    this.logAccess({ status: (this.res as ResponseHead).status });
+    this.client.done();
+  }
+
+  /** Answers the client with an error (no response byte has been sent yet). */
+  private fail(code: ErrorCode, note?: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.cleanup();
+    if (this.wantsBody) this.client.closeAfter = true;
+    const close = this.client.closeAfter;
+    if (!this.client.socket.destroyed) {
+      const body = errorResponse(code, close);
+      this.bytesOut += body.length;
+      this.client.socket.write(body);
+    }
+    this.logAccess({ status: ERROR_CODES[code].status, error: code, note });
+    this.client.done();
+  }
+
+  /** A client error during the body (408, malformed chunk): answer if possible, then close. */
+  private failClient(code: ErrorCode): void {
+    if (this.resStarted) {
+      this.abort(ERROR_CODES[code].doc);
+      return;
+    }
+    this.client.closeAfter = true;
+    this.wantsBody = false;
+    this.fail(code);
+  }
+
+  /** The exchange cannot complete (client gone, failure mid-response): close both sides. */
+  abort(reason: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.cleanup();
+    this.client.closeAfter = true;
+    this.client.socket.destroy();
+    this.logAccess({ status: this.res?.status ?? 0, note: reason });
+    this.client.done();
+  }
+
+  private cleanup(): void {
+    const backend = this.backend;
+    if (this.waiter !== null && backend !== null) {
+      backend.cancel(this.waiter);
+      this.waiter = null;
+    }
+    this.dropUpstream();
+    const server = this.server;
+    if (server !== null && backend !== null) {
+      server.counters.bytesIn += this.bytesIn;
+      server.counters.bytesOut += this.bytesOut;
+      this.server = null;
+      backend.release(server);
+    }
+  }
+
+  private logAccess(outcome: Outcome): void {
+    const fe = this.client.frontend;
+    const now = performance.now();
+    fe.log.info(
+      {
+        type: 'access',
+        frontend: fe.config.name,
+        backend: this.backend?.name,
+        server: this.server?.name ?? null,
+        client: displayIp(this.client.ip),
+        method: this.head.method,
+        path: this.head.target,
+        status: outcome.status,
+        bytesIn: this.bytesIn,
+        bytesOut: this.bytesOut,
+        retries: Math.max(0, this.attempts - 1),
+        queueMs: this.tQueue < 0 ? 0 : round(this.tQueue),
+        connectMs: this.tConnect < 0 ? 0 : round(this.tConnect),
+        responseMs: this.tResponse < 0 ? null : round(this.tResponse),
+        totalMs: round(now - this.t0),
+        ...(outcome.error !== undefined ? { error: outcome.error } : {}),
+        ...(outcome.note !== undefined ? { note: outcome.note } : {}),
+      },
+      'request',
+    );
+  }
+
+  // ---- request head ---------------------------------------------------------------
+
+  /** The head sent upstream: hop-by-hop fields removed, forwarding fields applied, framing restated. */
+  private buildRequestHead(backend: RuntimeBackend): string {
+    const head = this.head;
+    const fe = this.client.frontend;
+    const forward = backend.config.forwardFor;
+    const trusted = forward && fe.trusted.has(this.client.ip);
+    const tokens = head.connectionTokens;
+    let out = `${head.method} ${head.target} HTTP/1.1${CRLF}`;
+    let xff = '';
+    let xfp = '';
+    let xfh = '';
+    let fwd = '';
+    for (const h of head.headers) {
+      const name = h.name;
+      if (isHopByHop(name, tokens)) continue;
+      if (forward) {
+        if (name === 'x-forwarded-for') {
+          if (trusted) xff = xff === '' ? h.value : `${xff}, ${h.value}`;
+          continue;
+        }
+        if (name === 'x-forwarded-proto') {
+          if (trusted && xfp === '') xfp = h.value;
+          continue;
+        }
+        if (name === 'x-forwarded-host') {
+          if (trusted && xfh === '') xfh = h.value;
+          continue;
+        }
+        if (name === 'forwarded') {
+          if (trusted) fwd = fwd === '' ? h.value : `${fwd}, ${h.value}`;
+          continue;
+        }
+      }
+      out += h.line + CRLF;
+    }
+    if (head.chunked) out += `Transfer-Encoding: chunked${CRLF}`;
+    if (forward) {
+      const ip = displayIp(this.client.ip);
+      const proto = fe.proto;
+      out += `X-Forwarded-For: ${xff === '' ? ip : `${xff}, ${ip}`}${CRLF}`;
+      out += `X-Forwarded-Proto: ${xfp === '' ? proto : xfp}${CRLF}`;
+      if (head.host !== '' || xfh !== '') out += `X-Forwarded-Host: ${xfh === '' ? head.host : xfh}${CRLF}`;
+      const element = forwardedElement(ip, head.host, proto);
+      out += `Forwarded: ${fwd === '' ? element : `${fwd}, ${element}`}${CRLF}`;
+    }
+    return out + CRLF;
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+/** Value of cookie `name` in the request's Cookie header(s), or undefined. */
+export function cookieOf(head: RequestHead, name: string): string | undefined {
+  for (const h of head.headers) {
+    if (h.name !== 'cookie') continue;
+    const v = h.value;
+    let i = 0;
+    while (i < v.length) {
+      let semi = v.indexOf(';', i);
+      if (semi === -1) semi = v.length;
+      let s = i;
+      while (s < semi && (v.charCodeAt(s) === 32 || v.charCodeAt(s) === 9)) s++;
+      if (v.startsWith(name, s) && v.charCodeAt(s + name.length) === 61 /* = */) {
+        let value = v.slice(s + name.length + 1, semi).trim();
+        if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+        return value;
+      }
+      i = semi + 1;
+    }
+  }
+  return undefined;
+}
+
+/** The key `balance: hash` hashes for this request, per `hashOn`. */
+function hashKeyOf(backend: RuntimeBackend, head: RequestHead): string | undefined {
+  const on = backend.config.hashOn;
+  if (on === undefined) return undefined;
+  switch (on.kind) {
+    case 'header': {
+      const name = on.name.toLowerCase();
+      for (const h of head.headers) if (h.name === name) return h.value;
+      return undefined;
+    }
+    case 'cookie':
+      return cookieOf(head, on.name);
+    case 'path': {
+      const q = head.target.indexOf('?');
+      return q === -1 ? head.target : head.target.slice(0, q);
+    }
+    case 'query': {
+      const q = head.target.indexOf('?');
+      if (q === -1) return undefined;
+      const params = new URLSearchParams(head.target.slice(q + 1));
+      return params.get(on.name) ?? undefined;
+    }
+  }
+}

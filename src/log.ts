@@ -1,0 +1,43 @@
+/**
+ * JSON logging (pino). The access log writes one line per request, so the
+ * destination is buffered and flushed on exit rather than written per line.
+ */
+import pino from 'pino';
+import type { Logger } from 'pino';
+
+export type { Logger } from 'pino';
+
+export interface LogOptions {
+  readonly level?: string;
+  /** Write synchronously (tests, short-lived commands). */
+  readonly sync?: boolean;
+}
+
+/** A logger writing JSON lines to stdout. Secrets are redacted wherever they appear. */
+export function createLogger(opts: LogOptions = {}): Logger {
+  // Asynchronous: lines written while a write is pending are batched into the next one.
+  const dest = pino.destination({ dest: 1, sync: opts.sync ?? false });
+  const log = pino(
+    {
+      level: opts.level ?? process.env.CORRAL_LOG_LEVEL ?? 'info',
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: ['password', 'token', 'key', '*.password', '*.token', '*.key', 'auth'], censor: '***' },
+    },
+    dest,
+  );
+  const flush = (): void => {
+    try {
+      dest.flushSync();
+    } catch {
+      // nothing left to flush or stdout is gone
+    }
+  };
+  process.once('exit', flush);
+  return log;
+}
+
+/** A logger that discards everything. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
