@@ -48,7 +48,7 @@ export async function runDemo(port: number, appPorts: number[]): Promise<number>
       ...apps.map((a) => `  ${a.name}          http://127.0.0.1:${a.port}/`),
       '',
       'Try:',
-      `  for i in $(seq 8); do curl -s ${lb}/; done          # app3 has weight 2: a1 a3 a2 a3 ...`,
+      `  for i in $(seq 8); do curl -s ${lb}/; done          # app3 has weight 2: every other answer`,
       `  curl -si ${lb}/ | grep -i -e x-server -e set-cookie      # which server answered, the sticky cookie`,
       `  curl -s -X POST http://127.0.0.1:${appPorts[1]}/_demo/down      # app2 drops its connections`,
       `  for i in $(seq 8); do curl -s ${lb}/; done          # retries move app2's share elsewhere: no errors`,

@@ -102,6 +102,63 @@ describe('http proxy: forwarding', () => {
   });
 });
 
+describe('http proxy: protocol versions and interim responses', () => {
+  let up: Upstream;
+  let farm: Farm;
+  before(async () => {
+    up = await startUpstream('s1', (req, res) => {
+      let n = 0;
+      req.on('data', (c: Buffer) => (n += c.length));
+      req.on('end', () => {
+        if (req.url === '/len') {
+          res.end(`got ${n} bytes`);
+          return;
+        }
+        // No Content-Length: Node answers HTTP/1.1 clients with chunked encoding.
+        res.write(`got ${n} bytes`);
+        res.end();
+      });
+    });
+    farm = await startNode(httpFarmYaml([up.port]));
+  });
+  after(async () => {
+    await farm.close();
+    await up.close();
+  });
+
+  it('decodes a chunked response for an HTTP/1.0 client and closes after it', async () => {
+    const r = await rawExchange(farm.port, 'GET / HTTP/1.0\r\n\r\n');
+    assert.match(r, /^HTTP\/1\.1 200 /);
+    assert.doesNotMatch(r, /transfer-encoding/i);
+    assert.match(r, /\r\nConnection: close\r\n/);
+    assert.ok(r.endsWith('\r\n\r\ngot 0 bytes'), JSON.stringify(r));
+  });
+
+  it('keeps an HTTP/1.0 keep-alive client open', async () => {
+    const r = await rawExchange(farm.port, 'GET /len HTTP/1.0\r\nConnection: keep-alive\r\n\r\n', 300);
+    assert.match(r, /\r\nConnection: keep-alive\r\n/);
+    assert.match(r, /\r\ncontent-length: 11\r\n/i);
+  });
+
+  it('relays 100 Continue and then the final response', async () => {
+    const r = await rawExchange(
+      farm.port,
+      'POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello',
+    );
+    assert.match(r, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+    assert.match(r, /\r\n\r\nb\r\ngot 5 bytes\r\n0\r\n\r\n$/);
+  });
+
+  it('serves pipelined requests in order', async () => {
+    const one = 'POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc';
+    const two = 'GET /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n';
+    const r = await rawExchange(farm.port, one + two);
+    const statuses = r.match(/HTTP\/1\.1 200 /g) ?? [];
+    assert.equal(statuses.length, 2, r);
+    assert.ok(r.indexOf('got 3 bytes') < r.lastIndexOf('got 0 bytes'));
+  });
+});
+
 describe('http proxy: trusted proxies', () => {
   let up: Upstream;
   let farm: Farm;

@@ -1018,6 +1018,8 @@ class Exchange implements UpstreamOwner {
       }
       out += h.line + CRLF;
     }
+    // An HTTP/1.0 request without Host goes out as HTTP/1.1, which requires one (RFC 9112 §3.2: empty when unknown).
+    if (head.host === '') out += `Host: ${CRLF}`;
     if (head.chunked) out += `Transfer-Encoding: chunked${CRLF}`;
     if (forward) {
       const ip = displayIp(this.client.ip);
