@@ -1,12 +1,22 @@
 /**
  * The composition root: builds a node's roles from a config and owns their
- * lifecycle. Nothing else wires layers together.
+ * lifecycle and reloads. Nothing else wires layers together.
+ *
+ * Reload = parse → validate → build the new generation off the hot path
+ * (backends, frontends, certificates) → swap: listeners that did not change
+ * keep their sockets and get the new frontend; keep-alive clients move to
+ * it at their next request; in-flight requests and tunnels of the old
+ * generation finish on it undisturbed. A build failure leaves the running
+ * generation untouched.
  */
 import { createHash, hkdfSync, randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import type { CorralConfig } from './config/index.js';
+import { isDeepStrictEqual } from 'node:util';
+import type { CorralConfig, FrontendConfig } from './config/index.js';
 import { RuntimeBackend } from './balancer/backend.js';
 import { HttpFrontend } from './balancer/http/proxy.js';
+import { Listener, loadCertificates } from './balancer/listener.js';
+import type { CertificateSet } from './balancer/listener.js';
 import { CorralError } from './errors.js';
 import type { Logger } from './log.js';
 
@@ -20,6 +30,14 @@ export interface BoundFrontend {
   readonly address: AddressInfo;
 }
 
+export interface ReloadResult {
+  readonly changed: boolean;
+  readonly generation: number;
+}
+
+/** A frontend of any mode, as the node drives it. */
+type Frontend = HttpFrontend;
+
 /** The key that signs sticky cookies: derived from `cluster.key` when set, else random per start. */
 function stickySecret(config: CorralConfig): Buffer {
   const key = config.cluster?.key;
@@ -28,60 +46,180 @@ function stickySecret(config: CorralConfig): Buffer {
   return Buffer.from(hkdfSync('sha256', key, salt, 'corral sticky cookie v1', 32));
 }
 
-export class CorralNode {
+/** Listeners are kept across reloads when address, mode and TLS-ness are unchanged. */
+function listenerKey(f: FrontendConfig): string {
+  return `${f.listen.host}|${f.listen.port}|${f.mode}|${f.tls === undefined ? 'plain' : 'tls'}`;
+}
+
+interface Generation {
+  readonly number: number;
   readonly config: CorralConfig;
+  readonly backends: Map<string, RuntimeBackend>;
+  readonly frontends: Map<string, Frontend>;
+  readonly certs: Map<string, CertificateSet>;
+}
+
+export class CorralNode {
   readonly log: Logger;
-  readonly backends = new Map<string, RuntimeBackend>();
-  readonly frontends: HttpFrontend[] = [];
-  private bound: BoundFrontend[] = [];
+  private gen: Generation;
+  private readonly secret: Buffer;
+  /** By listener key. */
+  private readonly listeners = new Map<string, Listener>();
+  private reloading: Promise<ReloadResult> | null = null;
+  /** Frontends of earlier generations that may still have clients. */
+  private readonly retired = new Set<Frontend>();
 
   private constructor(opts: NodeOptions) {
-    this.config = opts.config;
     this.log = opts.log;
+    this.secret = stickySecret(opts.config);
+    this.gen = this.build(opts.config, null, 1);
   }
 
   /** Builds every role and starts listening. Fails with CORRAL_ERR_LISTEN when an address is taken. */
   static async start(opts: NodeOptions): Promise<CorralNode> {
     const node = new CorralNode(opts);
-    await node.startBalancer();
+    try {
+      for (const [name, fe] of node.gen.frontends) await node.openListener(fe.config, fe, node.gen.certs.get(name));
+    } catch (err) {
+      await node.stop(0);
+      if (err instanceof CorralError) throw err;
+      throw new CorralError('CORRAL_ERR_LISTEN', `cannot listen: ${(err as Error).message}`, { cause: err });
+    }
     return node;
   }
 
-  private async startBalancer(): Promise<void> {
-    const secret = stickySecret(this.config);
-    for (const b of this.config.backends) this.backends.set(b.name, new RuntimeBackend(b, secret));
-    for (const f of this.config.frontends) {
-      if (f.mode !== 'http') {
-        throw new CorralError('CORRAL_ERR_CONFIG', `frontend ${f.name}: mode ${f.mode} is not available in this version`);
-      }
-      if (f.tls !== undefined) {
-        throw new CorralError('CORRAL_ERR_CONFIG', `frontend ${f.name}: tls is not available in this version`);
-      }
-      this.frontends.push(new HttpFrontend({ config: f, backends: this.backends, log: this.log }));
-    }
-    try {
-      for (const fe of this.frontends) {
-        const address = await fe.listen();
-        this.bound.push({ name: fe.config.name, address });
-        this.log.info({ frontend: fe.config.name, address: `${address.address}:${address.port}` }, 'frontend listening');
-      }
-    } catch (err) {
-      await this.stop(0);
-      const e = err as NodeJS.ErrnoException;
-      throw new CorralError('CORRAL_ERR_LISTEN', `cannot listen: ${e.message}`, { cause: err });
-    }
+  get config(): CorralConfig {
+    return this.gen.config;
+  }
+
+  get generation(): number {
+    return this.gen.number;
+  }
+
+  get backends(): ReadonlyMap<string, RuntimeBackend> {
+    return this.gen.backends;
+  }
+
+  get frontends(): ReadonlyMap<string, Frontend> {
+    return this.gen.frontends;
   }
 
   /** Addresses the frontends are bound to (port 0 resolved). */
   get addresses(): readonly BoundFrontend[] {
-    return this.bound;
+    const out: BoundFrontend[] = [];
+    for (const f of this.gen.config.frontends) {
+      const address = this.listeners.get(listenerKey(f))?.address;
+      if (address !== null && address !== undefined) out.push({ name: f.name, address });
+    }
+    return out;
   }
 
   /** Port a frontend listens on. */
   port(frontend: string): number {
-    const b = this.bound.find((x) => x.name === frontend);
+    const b = this.addresses.find((x) => x.name === frontend);
     if (b === undefined) throw new Error(`no frontend ${frontend}`);
     return b.address.port;
+  }
+
+  /** Builds a generation without touching the running one; throws CorralError on failure. */
+  private build(config: CorralConfig, previous: Generation | null, number: number): Generation {
+    const backends = new Map<string, RuntimeBackend>();
+    for (const b of config.backends) backends.set(b.name, new RuntimeBackend(b, this.secret, previous?.backends.get(b.name)));
+    const frontends = new Map<string, Frontend>();
+    const certs = new Map<string, CertificateSet>();
+    for (const f of config.frontends) {
+      if (f.mode !== 'http') {
+        throw new CorralError('CORRAL_ERR_CONFIG', `frontend ${f.name}: mode ${f.mode} is not available in this version`);
+      }
+      if (f.tls !== undefined) {
+        try {
+          certs.set(f.name, loadCertificates(f.tls));
+        } catch (err) {
+          throw new CorralError('CORRAL_ERR_CONFIG', `frontend ${f.name}: ${(err as Error).message}`, { cause: err });
+        }
+      }
+      frontends.set(f.name, new HttpFrontend({ config: f, backends, log: this.log, tls: f.tls !== undefined }));
+    }
+    return { number, config, backends, frontends, certs };
+  }
+
+  private async openListener(config: FrontendConfig, fe: Frontend, certs: CertificateSet | undefined): Promise<void> {
+    const listener = new Listener(config, fe, this.log, certs);
+    const address = await listener.listen();
+    this.listeners.set(listenerKey(config), listener);
+    this.log.info({ frontend: config.name, address: `${address.address}:${address.port}`, tls: listener.isTls }, 'frontend listening');
+  }
+
+  /**
+   * Swaps in a new configuration. Rejects with a CorralError (and changes
+   * nothing) when the new generation cannot be built. An identical config
+   * only reloads certificates.
+   */
+  reload(config: CorralConfig): Promise<ReloadResult> {
+    const run = async (): Promise<ReloadResult> => {
+      const old = this.gen;
+      if (isDeepStrictEqual(old.config, config)) {
+        // Same config: certificate files may still have changed on disk.
+        for (const f of config.frontends) {
+          if (f.tls === undefined) continue;
+          const certs = loadCertificates(f.tls);
+          this.listeners.get(listenerKey(f))?.setCertificates(certs);
+        }
+        return { changed: false, generation: old.number };
+      }
+      const next = this.build(config, old, old.number + 1);
+      const keep = new Set<string>();
+      const opened: Listener[] = [];
+      // Open new addresses first, so a taken port fails the reload before anything changed.
+      try {
+        for (const f of config.frontends) {
+          const key = listenerKey(f);
+          keep.add(key);
+          if (this.listeners.has(key)) continue;
+          const fe = next.frontends.get(f.name) as Frontend;
+          const listener = new Listener(f, fe, this.log, next.certs.get(f.name));
+          await listener.listen();
+          opened.push(listener);
+        }
+      } catch (err) {
+        for (const l of opened) await l.close();
+        throw new CorralError('CORRAL_ERR_LISTEN', `reload rejected: cannot listen: ${(err as Error).message}`, { cause: err });
+      }
+      // Swap.
+      this.gen = next;
+      for (const l of opened) this.listeners.set(listenerKey(l.config), l);
+      for (const f of config.frontends) {
+        const listener = this.listeners.get(listenerKey(f)) as Listener;
+        const fe = next.frontends.get(f.name) as Frontend;
+        listener.handler = fe;
+        listener.setMaxConn(f.maxConn);
+        const certs = next.certs.get(f.name);
+        if (certs !== undefined && !opened.includes(listener)) listener.setCertificates(certs);
+      }
+      for (const fe of this.retired) if (fe.clients.size === 0) this.retired.delete(fe);
+      for (const [name, fe] of old.frontends) {
+        this.retired.add(fe);
+        const successor = next.frontends.get(name) ?? [...next.frontends.values()].find((n) => listenerKey(n.config) === listenerKey(fe.config));
+        if (successor !== undefined) fe.successor = successor;
+      }
+      // Retire what the new generation no longer has.
+      const retired: Promise<void>[] = [];
+      for (const [key, listener] of this.listeners) {
+        if (keep.has(key)) continue;
+        this.listeners.delete(key);
+        retired.push(listener.close());
+      }
+      for (const fe of old.frontends.values()) {
+        if (fe.successor === null) retired.push(fe.close(30_000));
+      }
+      void Promise.all(retired).then(() => undefined);
+      this.log.info({ generation: next.number }, 'configuration reloaded');
+      return { changed: true, generation: next.number };
+    };
+    // Reloads run one at a time, in order.
+    const p = (this.reloading ?? Promise.resolve()).then(run, run);
+    this.reloading = p.catch(() => ({ changed: false, generation: this.gen.number }));
+    return p;
   }
 
   /**
@@ -89,7 +227,9 @@ export class CorralNode {
    * then closes whatever is left.
    */
   async stop(graceMs: number): Promise<void> {
-    await Promise.all(this.frontends.map((f) => f.close(graceMs)));
-    for (const b of this.backends.values()) b.close();
+    await Promise.all([...this.listeners.values()].map((l) => l.close()));
+    this.listeners.clear();
+    await Promise.all([...this.gen.frontends.values(), ...this.retired].map((f) => f.close(graceMs)));
+    for (const b of this.gen.backends.values()) b.close();
   }
 }

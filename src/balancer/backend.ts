@@ -3,7 +3,9 @@
  * servers at `maxConn`, and the connection pools towards its servers.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import type { BackendConfig } from '../config/index.js';
 import { createScheduler } from '../scheduling/index.js';
@@ -61,10 +63,18 @@ export class RuntimeBackend implements BackendView {
   private readonly sourceTable: Map<string, { server: RuntimeServer; last: number }> | null;
   private sourceInserts = 0;
 
-  constructor(config: BackendConfig, stickySecret: Buffer) {
+  /**
+   * `previous`: the same-named backend of the generation being replaced;
+   * servers with the same name and address carry its state over.
+   */
+  constructor(config: BackendConfig, stickySecret: Buffer, previous?: RuntimeBackend) {
     this.name = config.name;
     this.config = config;
-    this.servers = config.servers.map((s, i) => new RuntimeServer(i, s, config.maxConn));
+    this.servers = config.servers.map((s, i) => {
+      const old = previous?.byName.get(s.name);
+      const same = old !== undefined && old.address.host === s.address.host && old.address.port === s.address.port && old.config.tls === s.tls;
+      return new RuntimeServer(i, s, config.maxConn, same ? old.shared : undefined);
+    });
     this.primaries = this.servers.filter((s) => !s.backup);
     this.backups = this.servers.filter((s) => s.backup);
     for (const s of this.servers) this.byName.set(s.name, s);
@@ -268,7 +278,21 @@ export class RuntimeBackend implements BackendView {
   /** Opens a new connection to `server`. Events are routed to the connection's owner. */
   connect(server: RuntimeServer, cb: ConnectCallbacks): void {
     const { host, port } = server.address;
-    const socket = net.connect({ host, port, noDelay: true });
+    const sc = server.config;
+    let socket: net.Socket;
+    if (sc.tls) {
+      const servername = sc.tlsServername ?? (net.isIP(host) === 0 ? host : undefined);
+      socket = tls.connect({
+        host,
+        port,
+        rejectUnauthorized: sc.tlsVerify,
+        ALPNProtocols: ['http/1.1'],
+        ...(servername !== undefined ? { servername } : {}),
+        ...(sc.tlsCa !== undefined ? { ca: this.caFile(sc.tlsCa) } : {}),
+      });
+    } else {
+      socket = net.connect({ host, port, noDelay: true });
+    }
     const conn: UpstreamConnection = { socket, server, uses: 0, idleSince: 0, owner: null };
     let connecting = true;
     socket.setTimeout(this.config.timeouts.connect);
@@ -277,7 +301,8 @@ export class RuntimeBackend implements BackendView {
       if (i !== -1) server.idle.splice(i, 1);
       socket.destroy();
     };
-    socket.once('connect', () => {
+    if (sc.tls) socket.setNoDelay(true);
+    socket.once(sc.tls ? 'secureConnect' : 'connect', () => {
       connecting = false;
       socket.setTimeout(this.config.timeouts.server);
       cb.onConnect(conn);
@@ -312,6 +337,18 @@ export class RuntimeBackend implements BackendView {
       } else if (conn.owner !== null) conn.owner.onUpstreamError(new Error('connection closed'));
       else dropIdle();
     });
+  }
+
+  private readonly cas = new Map<string, Buffer>();
+
+  /** A CA bundle, read once per generation. */
+  private caFile(path: string): Buffer {
+    let ca = this.cas.get(path);
+    if (ca === undefined) {
+      ca = readFileSync(path);
+      this.cas.set(path, ca);
+    }
+    return ca;
   }
 
   /** Stops the backend: rejects queued requests and closes pooled connections. */

@@ -45,22 +45,16 @@ export interface UpstreamOwner {
   onUpstreamTimeout(): void;
 }
 
-export class RuntimeServer implements ServerView {
-  readonly id: number;
-  readonly name: string;
-  readonly backup: boolean;
-  readonly address: Address;
-  readonly configWeight: number;
-  readonly maxConn: number;
-  /** Effective weight used by the schedulers. */
-  weight: number;
+/**
+ * What a server keeps across configuration generations: a reload builds new
+ * server objects, and those whose backend, name and address are unchanged
+ * share this with their predecessor, so in-flight counts, counters, states
+ * and pooled connections carry over.
+ */
+export class SharedServerState {
   active = 0;
   health: HealthState = 'up';
   admin: AdminState = 'ready';
-  /** Scheduler eligibility: health up and admin ready (kept in sync by setters). */
-  eligible = true;
-  /** May keep serving clients already pinned to it (up and not in maintenance). */
-  acceptsSticky = true;
   lastChange = Date.now();
   readonly counters: ServerCounters = {
     total: 0,
@@ -73,17 +67,64 @@ export class RuntimeServer implements ServerView {
   };
   /** Idle keep-alive connections, most recently used last. */
   readonly idle: UpstreamConnection[] = [];
+}
+
+export class RuntimeServer implements ServerView {
+  readonly id: number;
+  readonly name: string;
+  readonly backup: boolean;
+  readonly address: Address;
+  readonly config: ServerConfig;
+  readonly shared: SharedServerState;
+  readonly configWeight: number;
+  readonly maxConn: number;
+  /** Effective weight used by the schedulers. */
+  weight: number;
+  /** Scheduler eligibility: health up and admin ready (kept in sync by setters). */
+  eligible = true;
+  /** May keep serving clients already pinned to it (up and not in maintenance). */
+  acceptsSticky = true;
+  readonly counters: ServerCounters;
+  /** Idle keep-alive connections, most recently used last. */
+  readonly idle: UpstreamConnection[];
   /** Value of the sticky cookie that pins a client here ('' when the backend has none). */
   stickyValue = '';
 
-  constructor(id: number, config: ServerConfig, backendMaxConn: number) {
+  constructor(id: number, config: ServerConfig, backendMaxConn: number, shared: SharedServerState = new SharedServerState()) {
     this.id = id;
     this.name = config.name;
     this.backup = config.backup;
     this.address = config.address;
+    this.config = config;
     this.configWeight = config.weight;
     this.weight = config.weight;
     this.maxConn = config.maxConn ?? backendMaxConn;
+    this.shared = shared;
+    this.counters = shared.counters;
+    this.idle = shared.idle;
+    this.eligible = shared.health === 'up' && shared.admin === 'ready';
+    this.acceptsSticky = shared.health === 'up' && shared.admin !== 'maint';
+  }
+
+  /** Requests (or tunnels) in flight, across configuration generations. */
+  get active(): number {
+    return this.shared.active;
+  }
+
+  set active(n: number) {
+    this.shared.active = n;
+  }
+
+  get health(): HealthState {
+    return this.shared.health;
+  }
+
+  get admin(): AdminState {
+    return this.shared.admin;
+  }
+
+  get lastChange(): number {
+    return this.shared.lastChange;
   }
 
   get state(): ServerState {
@@ -94,14 +135,14 @@ export class RuntimeServer implements ServerView {
 
   setHealth(health: HealthState): boolean {
     if (health === this.health) return false;
-    this.health = health;
+    this.shared.health = health;
     this.refresh();
     return true;
   }
 
   setAdmin(admin: AdminState): boolean {
     if (admin === this.admin) return false;
-    this.admin = admin;
+    this.shared.admin = admin;
     this.refresh();
     return true;
   }
@@ -109,7 +150,7 @@ export class RuntimeServer implements ServerView {
   private refresh(): void {
     this.eligible = this.health === 'up' && this.admin === 'ready';
     this.acceptsSticky = this.health === 'up' && this.admin !== 'maint';
-    this.lastChange = Date.now();
+    this.shared.lastChange = Date.now();
     if (this.admin === 'maint' || this.health === 'down') this.closeIdle();
   }
 

@@ -44,6 +44,8 @@ program
 
 try {
   await program.parseAsync(process.argv);
+  // Long-running commands end here after their drain: leftover sockets must not keep the process alive.
+  process.exit();
 } catch (err) {
   if (err instanceof CommanderError) {
     // Help and version are not errors; everything else commander reports is a usage error.

@@ -1,3 +1,5 @@
+import { watch } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import { formatProblem, loadConfigFile } from '../config/index.js';
 import { CorralError } from '../errors.js';
 import { createLogger } from '../log.js';
@@ -23,7 +25,54 @@ export async function runStart(file: string, drainMs: number): Promise<number> {
     throw err;
   }
   log.info({ node: result.config.node.name, config: file }, 'node started');
-  return waitForStop(node, log, drainMs);
+  const stopWatching = watchConfig(file, node, log);
+  return waitForStop(node, log, drainMs, async () => stopWatching());
+}
+
+/** Reloads from `file`; an invalid file is logged problem by problem and the running generation stays. */
+export async function reloadFromFile(file: string, node: CorralNode, log: Logger, why: string): Promise<void> {
+  const result = await loadConfigFile(file);
+  if (!result.ok) {
+    for (const p of result.problems) log.error({ file: p.file, line: p.line, col: p.col, problem: p.message }, formatProblem(p));
+    log.error({ reason: why, problems: result.problems.length }, 'reload rejected: configuration invalid, still serving the running generation');
+    return;
+  }
+  try {
+    const r = await node.reload(result.config);
+    if (!r.changed) log.info({ reason: why }, 'configuration unchanged (certificates re-read)');
+  } catch (err) {
+    log.error({ reason: why, err: (err as Error).message }, 'reload rejected, still serving the running generation');
+  }
+}
+
+/** SIGHUP and changes of the config file reload it (changes are debounced). */
+function watchConfig(file: string, node: CorralNode, log: Logger): () => void {
+  const path = resolve(file);
+  let timer: NodeJS.Timeout | null = null;
+  const schedule = (why: string): void => {
+    if (timer !== null) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      void reloadFromFile(path, node, log, why);
+    }, 200);
+  };
+  const onHup = (): void => schedule('SIGHUP');
+  process.on('SIGHUP', onHup);
+  let watcher: ReturnType<typeof watch> | null = null;
+  try {
+    // Watch the directory: editors replace files by rename, which a file watch would miss.
+    watcher = watch(dirname(path), (_event, name) => {
+      if (name === basename(path)) schedule('file changed');
+    });
+    watcher.on('error', (err) => log.warn({ err: err.message }, 'config file watch stopped; SIGHUP still reloads'));
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'cannot watch the config file; SIGHUP still reloads');
+  }
+  return () => {
+    process.off('SIGHUP', onHup);
+    watcher?.close();
+    if (timer !== null) clearTimeout(timer);
+  };
 }
 
 /** Resolves with 0 once a SIGTERM/SIGINT drain completes. */
@@ -45,7 +94,6 @@ export function waitForStop(node: CorralNode, log: Logger, drainMs: number, onSt
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => log.warn('SIGHUP: configuration reload is not available in this version; restart to apply changes'));
   });
 }
 

@@ -204,6 +204,7 @@ describe('parseConfig: the architecture example', () => {
       weight: 1,
       backup: false,
       tls: false,
+      tlsVerify: true,
       maxConn: 50,
     });
 
@@ -255,7 +256,7 @@ describe('parseConfig: the architecture example', () => {
   it('omits optional keys that are not set', () => {
     const server = config.backends[0]?.servers[0];
     assert.ok(server);
-    assert.deepEqual(Object.keys(server).sort(), ['address', 'backup', 'name', 'tls', 'weight']);
+    assert.deepEqual(Object.keys(server).sort(), ['address', 'backup', 'name', 'tls', 'tlsVerify', 'weight']);
   });
 });
 
@@ -301,7 +302,7 @@ describe('parseConfig: defaults', () => {
         warmup: 0,
         slowStart: 0,
       },
-      servers: [{ name: 'a1', address: { host: '127.0.0.1', port: 9001 }, weight: 1, backup: false, tls: false }],
+      servers: [{ name: 'a1', address: { host: '127.0.0.1', port: 9001 }, weight: 1, backup: false, tls: false, tlsVerify: true }],
     } satisfies BackendConfig);
   });
 

@@ -168,11 +168,24 @@ export function configSchema(baseDir: string) {
       weight: leaf(readInt(0, 256)).default(1),
       backup: bool.default(false),
       track: leaf(readTrack).optional(),
-      tls: bool.default(false),
+      tls: z
+        .union([
+          bool,
+          z.strictObject({
+            verify: bool.default(true),
+            ca: existingFile.optional(),
+            servername: leaf(readHost).optional(),
+          }),
+        ])
+        .default(false),
       check: z.strictObject({ port: leaf(readPort).optional(), host: leaf(readHost).optional() }).optional(),
       maxConn: leaf(readInt(0)).optional(),
     })
-    .transform((s): ServerConfig => s);
+    .transform((s): ServerConfig => {
+      const { tls, ...rest } = s;
+      if (typeof tls === 'boolean') return { ...rest, tls, tlsVerify: true };
+      return { ...rest, tls: true, tlsVerify: tls.verify, tlsCa: tls.ca, tlsServername: tls.servername };
+    });
 
   const backend = z
     .strictObject({

@@ -83,7 +83,14 @@ export interface ServerConfig {
   readonly backup: boolean; // default false
   /** Follow another server's health: `backend/server`. */
   readonly track?: { readonly backend: string; readonly server: string };
-  readonly tls: boolean; // default false
+  /** Connect over TLS (YAML: `tls: true` or `tls: { verify, ca, servername }`). Default false. */
+  readonly tls: boolean;
+  /** Verify the server's certificate (default true). */
+  readonly tlsVerify: boolean;
+  /** PEM file of CAs to verify against (default: Node's bundled roots). */
+  readonly tlsCa?: string | undefined;
+  /** SNI name and name to verify (default: the address host). */
+  readonly tlsServername?: string | undefined;
   readonly check?: { readonly port?: number; readonly host?: string };
   /** Per-server override of the backend's `maxConn`. */
   readonly maxConn?: number;

@@ -16,9 +16,12 @@
  *
  * Sockets are read raw and heads parsed by hand (`head.ts`): Node's `http`
  * client is where Node proxies lose most of their time.
+ *
+ * A frontend does not own its listening socket (`listener.ts` does), so a
+ * reload can hand the socket to a new frontend while connections of the old
+ * one finish their current exchange.
  */
-import type { Server, Socket } from 'node:net';
-import net from 'node:net';
+import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { FrontendConfig } from '../../config/index.js';
@@ -62,7 +65,8 @@ export class HttpFrontend {
   readonly proto: 'http' | 'https';
   readonly counters: FrontendCounters = { connections: 0, requests: 0, rejected: 0 };
   readonly clients = new Set<ClientConnection>();
-  private server: Server | null = null;
+  /** Set by a reload: keep-alive clients move to it at their next request. */
+  successor: HttpFrontend | null = null;
   private stopping = false;
 
   constructor(opts: HttpFrontendOptions) {
@@ -82,25 +86,6 @@ export class HttpFrontend {
     );
   }
 
-  /** Starts listening; resolves with the bound address. */
-  listen(): Promise<net.AddressInfo> {
-    const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
-    server.maxConnections = this.config.maxConn;
-    server.on('drop', () => {
-      this.counters.rejected++;
-      this.log.warn({ frontend: this.config.name, maxConn: this.config.maxConn }, 'connection refused: frontend maxConn reached');
-    });
-    this.server = server;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: this.config.listen.host, port: this.config.listen.port }, () => {
-        server.off('error', reject);
-        server.on('error', (err) => this.log.error({ err, frontend: this.config.name }, 'listener error'));
-        resolve(server.address() as net.AddressInfo);
-      });
-    });
-  }
-
   /** Accepts a connection handed over by a listener (also used by the TLS layer). */
   accept(socket: Socket): void {
     if (this.stopping) {
@@ -113,14 +98,12 @@ export class HttpFrontend {
   }
 
   /**
-   * Stops accepting; idle keep-alive connections are closed, busy ones finish
-   * their exchange and close. Resolves when every client is gone or after
-   * `graceMs`, when the rest are destroyed.
+   * Stops taking connections; idle keep-alive connections are closed, busy
+   * ones finish their exchange and close. Resolves when every client is gone
+   * or after `graceMs`, when the rest are destroyed.
    */
   async close(graceMs: number): Promise<void> {
     this.stopping = true;
-    const server = this.server;
-    if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));
     for (const c of this.clients) c.shutdown();
     if (this.clients.size === 0) return;
     await new Promise<void>((resolve) => {
@@ -153,7 +136,7 @@ const enum ClientPhase {
 }
 
 export class ClientConnection {
-  readonly frontend: HttpFrontend;
+  frontend: HttpFrontend;
   readonly socket: Socket;
   readonly ip: string;
   readonly port: number;
@@ -182,6 +165,10 @@ export class ClientConnection {
   private onData(chunk: Buffer): void {
     if (this.phase === ClientPhase.Busy) {
       const ex = this.exchange as Exchange;
+      if (ex.tunnel) {
+        ex.onTunnelClientData(chunk);
+        return;
+      }
       if (ex.wantsBody) {
         ex.onClientBody(chunk);
         return;
@@ -258,6 +245,7 @@ export class ClientConnection {
       this.reject('CORRAL_ERR_BAD_REQUEST');
       return;
     }
+    this.migrate();
     this.requests++;
     this.frontend.counters.requests++;
     this.phase = ClientPhase.Busy;
@@ -265,6 +253,16 @@ export class ClientConnection {
     const ex = new Exchange(this, head);
     this.exchange = ex;
     ex.start();
+  }
+
+  /** Follows reloads: the next request runs on the newest generation's frontend. */
+  private migrate(): void {
+    let f = this.frontend;
+    if (f.successor === null) return;
+    while (f.successor !== null) f = f.successor;
+    this.frontend.clients.delete(this);
+    f.clients.add(this);
+    this.frontend = f;
   }
 
   /** Answers a request that reaches no server, then closes. */
@@ -359,6 +357,11 @@ class Exchange implements UpstreamOwner {
   private bodyLeft: number;
   private readonly reqChunks: ChunkedReader | null;
   wantsBody: boolean;
+  /** Upgrade protocol the client asked for (`websocket`), or null. */
+  private readonly upgrade: string | null;
+  /** After 101 Switching Protocols: bytes are relayed both ways as they are. */
+  tunnel = false;
+  private tunnelClientEnded = false;
   /** Body bytes received but not yet written upstream. */
   private pending: Buffer[] = [];
   /** Body bytes already written upstream, kept for a replay while replayable. */
@@ -391,6 +394,11 @@ class Exchange implements UpstreamOwner {
     this.bodyLeft = head.chunked ? 0 : Math.max(0, head.contentLength);
     this.reqChunks = head.chunked ? new ChunkedReader() : null;
     this.wantsBody = head.chunked || this.bodyLeft > 0;
+    this.upgrade = null;
+    if (head.connectionTokens.includes('upgrade')) {
+      const h = head.headers.find((x) => x.name === 'upgrade');
+      if (h !== undefined && h.value !== '') this.upgrade = h.value;
+    }
   }
 
   start(): void {
@@ -620,10 +628,20 @@ class Exchange implements UpstreamOwner {
   }
 
   onClientEnd(): void {
+    if (this.tunnel) {
+      // Half-close: pass the FIN on, keep relaying what the server still sends.
+      this.tunnelClientEnded = true;
+      this.conn?.socket.end();
+      return;
+    }
     if (this.wantsBody) this.abort('client closed during the request body');
   }
 
   onClientTimeout(): void {
+    if (this.tunnel) {
+      this.abort('tunnel idle timeout');
+      return;
+    }
     if (this.wantsBody && this.conn !== null) {
       // The client stalled its body.
       this.failClient('CORRAL_ERR_CLIENT_TIMEOUT');
@@ -644,6 +662,11 @@ class Exchange implements UpstreamOwner {
 
   onUpstreamData(chunk: Buffer): void {
     this.upstreamBytes += chunk.length;
+    if (this.tunnel) {
+      this.bytesOut += chunk.length;
+      if (!this.client.socket.write(chunk)) (this.conn as UpstreamConnection).socket.pause();
+      return;
+    }
     if (this.res === null) {
       this.resBuf = this.resBuf === null ? chunk : Buffer.concat([this.resBuf, chunk]);
       this.readResponseHead();
@@ -667,7 +690,8 @@ class Exchange implements UpstreamOwner {
       }
       if (parsed.status < 200) {
         if (parsed.status === 101) {
-          this.badResponse('unexpected 101 Switching Protocols');
+          if (this.upgrade === null || this.wantsBody) this.badResponse('unexpected 101 Switching Protocols');
+          else this.startTunnel(parsed, buf, end);
           return;
         }
         // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients as they are.
@@ -719,12 +743,7 @@ class Exchange implements UpstreamOwner {
       out += h.line + CRLF;
     }
     out += framing;
-    const sh = backend.config.serverHeader;
-    if (sh !== undefined) out += `${sh}: ${server.name}${CRLF}`;
-    if (this.setCookie) {
-      const sticky = backend.config.sticky;
-      out += `Set-Cookie: ${sticky?.cookie}=${server.stickyValue}; Path=/; HttpOnly; SameSite=Lax${this.client.frontend.proto === 'https' ? '; Secure' : ''}${CRLF}`;
-    }
+    out += this.extraResponseHeaders(backend, server);
     if (this.client.closeAfter) out += `Connection: close${CRLF}`;
     else if (this.head.minor === 0) out += `Connection: keep-alive${CRLF}`;
     out += CRLF;
@@ -745,6 +764,85 @@ class Exchange implements UpstreamOwner {
     if (bodyStart < buf.length) this.forwardBody(buf, bodyStart);
     else if (this.resLeft === 0 && this.resChunks === null && !this.resUntilClose) this.responseDone();
     socket.uncork();
+  }
+
+  /** 101 Switching Protocols: forward the head, then relay bytes both ways until either side closes. */
+  private startTunnel(res: ResponseHead, buf: Buffer, end: number): void {
+    const backend = this.backend as RuntimeBackend;
+    const server = this.server as RuntimeServer;
+    const conn = this.conn as UpstreamConnection;
+    this.tResponse = performance.now() - this.t0;
+    this.res = res;
+    this.resBuf = null;
+    this.tunnel = true;
+    this.resStarted = true;
+    this.upstreamReusable = false;
+    this.client.closeAfter = true;
+    let out = `HTTP/1.1 101 ${res.reason}${CRLF}`;
+    let upgrade = this.upgrade as string;
+    for (const h of res.headers) {
+      if (h.name === 'upgrade') upgrade = h.value;
+      if (isHopByHop(h.name, res.connectionTokens)) continue;
+      out += h.line + CRLF;
+    }
+    out += `Connection: Upgrade${CRLF}Upgrade: ${upgrade}${CRLF}`;
+    out += this.extraResponseHeaders(backend, server) + CRLF;
+    const responses = server.counters.responses;
+    responses[1] = responses[1] + 1;
+    const socket = this.client.socket;
+    this.bytesOut += out.length;
+    socket.write(out, 'latin1');
+    if (end < buf.length) {
+      this.bytesOut += buf.length - end;
+      socket.write(buf.subarray(end));
+    }
+    const idle = this.client.frontend.config.timeouts.idle;
+    socket.setTimeout(idle);
+    conn.socket.setTimeout(idle);
+    const early = this.client.takeBuffered();
+    if (early !== null) this.onTunnelClientData(early);
+    socket.resume();
+  }
+
+  onTunnelClientData(chunk: Buffer): void {
+    const conn = this.conn;
+    if (conn === null) return;
+    this.bytesIn += chunk.length;
+    if (!conn.socket.write(chunk)) {
+      this.client.socket.pause();
+      conn.socket.once('drain', () => {
+        if (!this.finished) this.client.socket.resume();
+      });
+    }
+  }
+
+  /** The server closed its side of a tunnel: close the client's once written out. */
+  private finishTunnel(): void {
+    if (this.finished) return;
+    this.finished = true;
+    const backend = this.backend as RuntimeBackend;
+    const server = this.server as RuntimeServer;
+    const conn = this.conn;
+    this.conn = null;
+    conn?.socket.destroy();
+    server.counters.bytesIn += this.bytesIn;
+    server.counters.bytesOut += this.bytesOut;
+    this.server = null;
+    backend.release(server);
+    this.logAccess({ status: 101, note: this.tunnelClientEnded ? 'tunnel closed by client' : 'tunnel closed by server' });
+    this.client.done();
+  }
+
+  /** Server-name header and sticky cookie, as configured. */
+  private extraResponseHeaders(backend: RuntimeBackend, server: RuntimeServer): string {
+    let out = '';
+    const sh = backend.config.serverHeader;
+    if (sh !== undefined) out += `${sh}: ${server.name}${CRLF}`;
+    if (this.setCookie) {
+      const sticky = backend.config.sticky;
+      out += `Set-Cookie: ${sticky?.cookie}=${server.stickyValue}; Path=/; HttpOnly; SameSite=Lax${this.client.frontend.proto === 'https' ? '; Secure' : ''}${CRLF}`;
+    }
+    return out;
   }
 
   private forwardBody(buf: Buffer, start: number): void {
@@ -810,6 +908,10 @@ class Exchange implements UpstreamOwner {
   onUpstreamEnd(): void {
     const conn = this.conn as UpstreamConnection;
     conn.owner = null;
+    if (this.tunnel) {
+      this.finishTunnel();
+      return;
+    }
     this.upstreamReusable = false;
     if (this.res !== null && this.resUntilClose) {
       this.responseDone();
@@ -821,6 +923,10 @@ class Exchange implements UpstreamOwner {
   onUpstreamError(err: Error): void {
     const conn = this.conn as UpstreamConnection;
     conn.owner = null;
+    if (this.tunnel) {
+      this.abort(`tunnel: ${err.message}`);
+      return;
+    }
     this.upstreamReusable = false;
     if (this.res !== null && this.resUntilClose && !this.resDone) {
       this.responseDone();
@@ -830,6 +936,10 @@ class Exchange implements UpstreamOwner {
   }
 
   onUpstreamTimeout(): void {
+    if (this.tunnel) {
+      this.abort('tunnel idle timeout');
+      return;
+    }
     this.upstreamReusable = false;
     this.upstreamFailed('CORRAL_ERR_SERVER_TIMEOUT', 'server timeout');
   }
@@ -1018,6 +1128,7 @@ class Exchange implements UpstreamOwner {
       }
       out += h.line + CRLF;
     }
+    if (this.upgrade !== null) out += `Connection: Upgrade${CRLF}Upgrade: ${this.upgrade}${CRLF}`;
     // An HTTP/1.0 request without Host goes out as HTTP/1.1, which requires one (RFC 9112 §3.2: empty when unknown).
     if (head.host === '') out += `Host: ${CRLF}`;
     if (head.chunked) out += `Transfer-Encoding: chunked${CRLF}`;
