@@ -46,9 +46,12 @@ function stickySecret(config: CorralConfig): Buffer {
   return Buffer.from(hkdfSync('sha256', key, salt, 'corral sticky cookie v1', 32));
 }
 
-/** Listeners are kept across reloads when address, mode and TLS-ness are unchanged. */
-function listenerKey(f: FrontendConfig): string {
-  return `${f.listen.host}|${f.listen.port}|${f.mode}|${f.tls === undefined ? 'plain' : 'tls'}`;
+/**
+ * Listeners are kept across reloads when address, mode and TLS-ness are
+ * unchanged. Keys use the bound port, so `port: 0` and the port it got match.
+ */
+function listenerKey(f: FrontendConfig, boundPort: number = f.listen.port): string {
+  return `${f.listen.host}|${boundPort}|${f.mode}|${f.tls === undefined ? 'plain' : 'tls'}`;
 }
 
 interface Generation {
@@ -108,7 +111,7 @@ export class CorralNode {
   get addresses(): readonly BoundFrontend[] {
     const out: BoundFrontend[] = [];
     for (const f of this.gen.config.frontends) {
-      const address = this.listeners.get(listenerKey(f))?.address;
+      const address = this.findListener(f)?.address;
       if (address !== null && address !== undefined) out.push({ name: f.name, address });
     }
     return out;
@@ -143,10 +146,23 @@ export class CorralNode {
     return { number, config, backends, frontends, certs };
   }
 
+  /** The open listener a frontend config maps to, if any. */
+  private findListener(f: FrontendConfig): Listener | undefined {
+    const exact = this.listeners.get(listenerKey(f));
+    if (exact !== undefined || f.listen.port !== 0) return exact;
+    // `port: 0` again: the listener that was opened for port 0 on that host.
+    for (const l of this.listeners.values()) if (listenerKey(l.config) === listenerKey(f)) return l;
+    return undefined;
+  }
+
+  private keyOf(l: Listener): string {
+    return listenerKey(l.config, l.address?.port ?? l.config.listen.port);
+  }
+
   private async openListener(config: FrontendConfig, fe: Frontend, certs: CertificateSet | undefined): Promise<void> {
     const listener = new Listener(config, fe, this.log, certs);
     const address = await listener.listen();
-    this.listeners.set(listenerKey(config), listener);
+    this.listeners.set(this.keyOf(listener), listener);
     this.log.info({ frontend: config.name, address: `${address.address}:${address.port}`, tls: listener.isTls }, 'frontend listening');
   }
 
@@ -163,23 +179,26 @@ export class CorralNode {
         for (const f of config.frontends) {
           if (f.tls === undefined) continue;
           const certs = loadCertificates(f.tls);
-          this.listeners.get(listenerKey(f))?.setCertificates(certs);
+          this.findListener(f)?.setCertificates(certs);
         }
         return { changed: false, generation: old.number };
       }
       const next = this.build(config, old, old.number + 1);
-      const keep = new Set<string>();
+      const keep = new Set<Listener>();
       const opened: Listener[] = [];
       // Open new addresses first, so a taken port fails the reload before anything changed.
       try {
         for (const f of config.frontends) {
-          const key = listenerKey(f);
-          keep.add(key);
-          if (this.listeners.has(key)) continue;
+          const existing = this.findListener(f);
+          if (existing !== undefined) {
+            keep.add(existing);
+            continue;
+          }
           const fe = next.frontends.get(f.name) as Frontend;
           const listener = new Listener(f, fe, this.log, next.certs.get(f.name));
           await listener.listen();
           opened.push(listener);
+          keep.add(listener);
         }
       } catch (err) {
         for (const l of opened) await l.close();
@@ -187,9 +206,11 @@ export class CorralNode {
       }
       // Swap.
       this.gen = next;
-      for (const l of opened) this.listeners.set(listenerKey(l.config), l);
+      const byFrontend = new Map<string, Listener>();
+      for (const f of config.frontends) byFrontend.set(f.name, (this.findListener(f) ?? opened.find((l) => l.config === f)) as Listener);
+      for (const l of opened) this.listeners.set(this.keyOf(l), l);
       for (const f of config.frontends) {
-        const listener = this.listeners.get(listenerKey(f)) as Listener;
+        const listener = byFrontend.get(f.name) as Listener;
         const fe = next.frontends.get(f.name) as Frontend;
         listener.handler = fe;
         listener.setMaxConn(f.maxConn);
@@ -199,13 +220,13 @@ export class CorralNode {
       for (const fe of this.retired) if (fe.clients.size === 0) this.retired.delete(fe);
       for (const [name, fe] of old.frontends) {
         this.retired.add(fe);
-        const successor = next.frontends.get(name) ?? [...next.frontends.values()].find((n) => listenerKey(n.config) === listenerKey(fe.config));
+        const successor = next.frontends.get(name);
         if (successor !== undefined) fe.successor = successor;
       }
       // Retire what the new generation no longer has.
       const retired: Promise<void>[] = [];
       for (const [key, listener] of this.listeners) {
-        if (keep.has(key)) continue;
+        if (keep.has(listener)) continue;
         this.listeners.delete(key);
         retired.push(listener.close());
       }
