@@ -40,6 +40,8 @@ import { findHeadEnd, isHopByHop, MAX_HEAD_BYTES, parseRequestHead, parseRespons
 const REPLAY_LIMIT = 64 * 1024;
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const CRLF = '\r\n';
+/** Response heads and first body bytes up to this size are sent in one buffer. */
+const COALESCE_LIMIT = 16 * 1024;
 
 export interface HttpFrontendOptions {
   readonly config: FrontendConfig;
@@ -64,6 +66,8 @@ export class HttpFrontend {
   readonly trusted: TrustedProxies;
   readonly proto: 'http' | 'https';
   readonly counters: FrontendCounters = { connections: 0, requests: 0, rejected: 0 };
+  /** Access lines are built only when the info level is on (they are one per request). */
+  readonly accessLog: boolean;
   readonly clients = new Set<ClientConnection>();
   /** Set by a reload: keep-alive clients move to it at their next request. */
   successor: HttpFrontend | null = null;
@@ -75,6 +79,7 @@ export class HttpFrontend {
     this.log = opts.log;
     this.proto = opts.tls === true ? 'https' : 'http';
     this.trusted = new TrustedProxies(opts.config.trustedProxies);
+    this.accessLog = opts.log.isLevelEnabled('info');
     const resolve = (name: string): RuntimeBackend => {
       const b = opts.backends.get(name);
       if (b === undefined) throw new Error(`frontend ${opts.config.name}: unknown backend ${name}`);
@@ -518,15 +523,19 @@ class Exchange implements UpstreamOwner {
     const backend = this.backend as RuntimeBackend;
     if (conn.uses > 0) conn.socket.setTimeout(backend.config.timeouts.server);
     const socket = conn.socket;
-    socket.cork();
-    socket.write(this.outHead, 'latin1');
-    if (this.sent !== null) for (const b of this.sent) socket.write(b);
-    for (const b of this.pending) {
-      socket.write(b);
-      this.keepSent(b);
+    if ((this.sent === null || this.sent.length === 0) && this.pending.length === 0) {
+      socket.write(this.outHead, 'latin1');
+    } else {
+      socket.cork();
+      socket.write(this.outHead, 'latin1');
+      if (this.sent !== null) for (const b of this.sent) socket.write(b);
+      for (const b of this.pending) {
+        socket.write(b);
+        this.keepSent(b);
+      }
+      this.pending = [];
+      socket.uncork();
     }
-    this.pending = [];
-    socket.uncork();
     if (this.wantsBody) this.client.socket.resume();
   }
 
@@ -752,18 +761,37 @@ class Exchange implements UpstreamOwner {
     responses[cls] = (responses[cls] as number) + 1;
     this.resStarted = true;
     const socket = this.client.socket;
-    socket.cork();
     this.bytesOut += out.length;
-    socket.write(out, 'latin1');
     if (noBody) {
       if (bodyStart < buf.length) this.upstreamReusable = false; // bytes after a bodiless response
-      socket.uncork();
+      socket.write(out, 'latin1');
       this.responseDone();
       return;
     }
+    if (bodyStart < buf.length && !this.dechunk) {
+      // Head and the first body bytes leave in one write (one syscall, no writev bookkeeping).
+      const end = this.bodyExtent(buf, bodyStart);
+      if (end < 0) return;
+      const n = end - bodyStart;
+      this.bytesOut += n;
+      let ok: boolean;
+      if (n <= COALESCE_LIMIT) {
+        const headLen = out.length;
+        const one = Buffer.allocUnsafe(headLen + n);
+        one.write(out, 0, 'latin1');
+        buf.copy(one, headLen, bodyStart, end);
+        ok = socket.write(one);
+      } else {
+        socket.write(out, 'latin1');
+        ok = socket.write(buf.subarray(bodyStart, end));
+      }
+      if (this.bodyComplete) this.responseDone();
+      else if (!ok) (this.conn as UpstreamConnection).socket.pause();
+      return;
+    }
+    socket.write(out, 'latin1');
     if (bodyStart < buf.length) this.forwardBody(buf, bodyStart);
     else if (this.resLeft === 0 && this.resChunks === null && !this.resUntilClose) this.responseDone();
-    socket.uncork();
   }
 
   /** 101 Switching Protocols: forward the head, then relay bytes both ways until either side closes. */
@@ -845,6 +873,38 @@ class Exchange implements UpstreamOwner {
     return out;
   }
 
+  /** Set by `bodyExtent`: the bytes it delimited end the response. */
+  private bodyComplete = false;
+
+  /**
+   * How much of `buf` from `start` belongs to this response's body, with the
+   * framing's bookkeeping done; -1 when the body is malformed (already
+   * handled). Bytes past the end mean the connection cannot be reused.
+   */
+  private bodyExtent(buf: Buffer, start: number): number {
+    let end = buf.length;
+    this.bodyComplete = false;
+    if (this.resChunks !== null) {
+      const r = this.resChunks.feed(buf, start, end);
+      if (r === CHUNKED_ERROR) {
+        this.badResponse('malformed chunked response body');
+        return -1;
+      }
+      if (r !== CHUNKED_NEED_MORE) {
+        if (r < end) this.upstreamReusable = false;
+        end = r;
+        this.bodyComplete = true;
+      }
+    } else if (!this.resUntilClose) {
+      const n = Math.min(this.resLeft, end - start);
+      if (n < end - start) this.upstreamReusable = false;
+      end = start + n;
+      this.resLeft -= n;
+      this.bodyComplete = this.resLeft === 0;
+    }
+    return end;
+  }
+
   private forwardBody(buf: Buffer, start: number): void {
     if (this.resDone) {
       // A second response, or bytes after the end of this one.
@@ -852,10 +912,10 @@ class Exchange implements UpstreamOwner {
       return;
     }
     const socket = this.client.socket;
-    let end = buf.length;
-    let complete = false;
     if (this.resChunks !== null) {
       if (this.dechunk) {
+        let complete = false;
+        const end = buf.length;
         const r = this.resChunks.feed(buf, start, end, (b, s, e) => {
           this.bytesOut += e - s;
           socket.write(b.subarray(s, e));
@@ -872,26 +932,12 @@ class Exchange implements UpstreamOwner {
         else if (socket.writableNeedDrain) (this.conn as UpstreamConnection).socket.pause();
         return;
       }
-      const r = this.resChunks.feed(buf, start, end);
-      if (r === CHUNKED_ERROR) {
-        this.badResponse('malformed chunked response body');
-        return;
-      }
-      if (r !== CHUNKED_NEED_MORE) {
-        if (r < end) this.upstreamReusable = false;
-        end = r;
-        complete = true;
-      }
-    } else if (!this.resUntilClose) {
-      const n = Math.min(this.resLeft, end - start);
-      if (n < end - start) this.upstreamReusable = false;
-      end = start + n;
-      this.resLeft -= n;
-      complete = this.resLeft === 0;
     }
+    const end = this.bodyExtent(buf, start);
+    if (end < 0) return;
     this.bytesOut += end - start;
     const ok = socket.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
-    if (complete) this.responseDone();
+    if (this.bodyComplete) this.responseDone();
     else if (!ok) (this.conn as UpstreamConnection).socket.pause();
   }
 
@@ -1066,6 +1112,7 @@ class Exchange implements UpstreamOwner {
 
   private logAccess(outcome: Outcome): void {
     const fe = this.client.frontend;
+    if (!fe.accessLog) return;
     const now = performance.now();
     fe.log.info(
       {
