@@ -1,6 +1,6 @@
 /**
  * JSON logging (pino). The access log writes one line per request, so the
- * destination is buffered and flushed on exit rather than written per line.
+ * destination writes asynchronously and is flushed on exit.
  */
 import pino from 'pino';
 import type { Logger } from 'pino';
@@ -11,6 +11,8 @@ export interface LogOptions {
   readonly level?: string;
   /** Write synchronously (tests, short-lived commands). */
   readonly sync?: boolean;
+  /** Fields on every line (e.g. the worker id). */
+  readonly base?: Record<string, unknown>;
 }
 
 /** A logger writing JSON lines to stdout. Secrets are redacted wherever they appear. */
@@ -20,7 +22,7 @@ export function createLogger(opts: LogOptions = {}): Logger {
   const log = pino(
     {
       level: opts.level ?? process.env.CORRAL_LOG_LEVEL ?? 'info',
-      base: { pid: process.pid },
+      base: { pid: process.pid, ...opts.base },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: ['password', 'token', 'key', '*.password', '*.token', '*.key', 'auth'], censor: '***' },
     },

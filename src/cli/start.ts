@@ -1,59 +1,127 @@
+import cluster from 'node:cluster';
 import { watch } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { formatProblem, loadConfigFile } from '../config/index.js';
+import type { CorralConfig } from '../config/index.js';
 import { CorralError } from '../errors.js';
 import { createLogger } from '../log.js';
 import type { Logger } from '../log.js';
 import { CorralNode } from '../node.js';
+import { Supervisor, workerCount } from '../workers/supervisor.js';
+import type { SupervisorMessage, WorkerMessage } from '../workers/supervisor.js';
 
-/** Runs a node until SIGTERM/SIGINT; resolves with the exit code. */
+/** Runs a node (or a supervisor and its workers) until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runStart(file: string, drainMs: number): Promise<number> {
   const result = await loadConfigFile(file);
   if (!result.ok) {
     for (const p of result.problems) process.stderr.write(`${formatProblem(p)}\n`);
     return 1;
   }
-  const log = createLogger();
+  if (cluster.isPrimary && workerCount(result.config) > 1) return runSupervisor(file, result.config, drainMs);
+  return runNode(file, result.config, drainMs);
+}
+
+/** One process serving traffic: the whole node, or one worker of a supervisor. */
+async function runNode(file: string, config: CorralConfig, drainMs: number): Promise<number> {
+  const worker = cluster.isWorker;
+  const log = createLogger(worker ? { base: { worker: cluster.worker?.id } } : {});
   let node: CorralNode;
   try {
-    node = await CorralNode.start({ config: result.config, log });
+    node = await CorralNode.start({ config, log });
   } catch (err) {
     if (err instanceof CorralError) {
+      log.error({ code: err.code }, err.message);
       process.stderr.write(`corral: ${err.code}: ${err.message}\n`);
       return 1;
     }
     throw err;
   }
-  log.info({ node: result.config.node.name, config: file }, 'node started');
-  const stopWatching = watchConfig(file, node, log);
+  log.info({ node: config.node.name, config: file }, 'node started');
+  if (worker) {
+    const stopped = waitForStop(node, log, drainMs);
+    process.on('message', (msg: SupervisorMessage) => {
+      if (msg.type === 'reload') {
+        void reloadFromFile(file, node, log, msg.reason).then((ok) => process.send?.({ type: 'reloaded', ok } satisfies WorkerMessage));
+      } else if (msg.type === 'shutdown') process.emit('SIGTERM');
+    });
+    process.send?.({ type: 'ready' } satisfies WorkerMessage);
+    return stopped;
+  }
+  const stopWatching = watchConfig(file, log, (why) => void reloadFromFile(file, node, log, why));
   return waitForStop(node, log, drainMs, async () => stopWatching());
 }
 
+/** The supervisor: forks workers, replaces dead ones, relays reloads (validated first) and shutdown. */
+async function runSupervisor(file: string, config: CorralConfig, drainMs: number): Promise<number> {
+  const log = createLogger({ base: { role: 'supervisor' } });
+  const count = workerCount(config);
+  const supervisor = new Supervisor({ count, log, drainMs });
+  installCrashGuards(log);
+  try {
+    await supervisor.start();
+  } catch (err) {
+    process.stderr.write(`corral: ${(err as Error).message}\n`);
+    return 1;
+  }
+  log.info({ node: config.node.name, config: file, workers: count }, 'node started');
+  const stopWatching = watchConfig(file, log, (why) => {
+    // Validate once here so an invalid file is reported once, not by every worker.
+    void loadConfigFile(file).then((r) => {
+      if (!r.ok) {
+        logProblems(log, r.problems, why);
+        return;
+      }
+      supervisor.reload(why);
+    });
+  });
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      stopWatching();
+      log.info({ signal, drainMs }, 'stopping: workers finish in-flight requests');
+      void supervisor.stop().then(() => {
+        log.info('stopped');
+        resolve(0);
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+function logProblems(log: Logger, problems: readonly import('../config/index.js').ConfigProblem[], why: string): void {
+  for (const p of problems) log.error({ file: p.file, line: p.line, col: p.col, problem: p.message }, formatProblem(p));
+  log.error({ reason: why, problems: problems.length }, 'reload rejected: configuration invalid, still serving the running generation');
+}
+
 /** Reloads from `file`; an invalid file is logged problem by problem and the running generation stays. */
-export async function reloadFromFile(file: string, node: CorralNode, log: Logger, why: string): Promise<void> {
+export async function reloadFromFile(file: string, node: CorralNode, log: Logger, why: string): Promise<boolean> {
   const result = await loadConfigFile(file);
   if (!result.ok) {
-    for (const p of result.problems) log.error({ file: p.file, line: p.line, col: p.col, problem: p.message }, formatProblem(p));
-    log.error({ reason: why, problems: result.problems.length }, 'reload rejected: configuration invalid, still serving the running generation');
-    return;
+    logProblems(log, result.problems, why);
+    return false;
   }
   try {
     const r = await node.reload(result.config);
     if (!r.changed) log.info({ reason: why }, 'configuration unchanged (certificates re-read)');
+    return true;
   } catch (err) {
     log.error({ reason: why, err: (err as Error).message }, 'reload rejected, still serving the running generation');
+    return false;
   }
 }
 
-/** SIGHUP and changes of the config file reload it (changes are debounced). */
-function watchConfig(file: string, node: CorralNode, log: Logger): () => void {
+/** SIGHUP and changes of the config file call `reload` (changes are debounced). */
+function watchConfig(file: string, log: Logger, reload: (why: string) => void): () => void {
   const path = resolve(file);
   let timer: NodeJS.Timeout | null = null;
   const schedule = (why: string): void => {
     if (timer !== null) clearTimeout(timer);
     timer = setTimeout(() => {
       timer = null;
-      void reloadFromFile(path, node, log, why);
+      reload(why);
     }, 200);
   };
   const onHup = (): void => schedule('SIGHUP');

@@ -61,7 +61,7 @@ describe('corral start', () => {
     });
     const file = tempFile(
       'corral.yaml',
-      `frontends:\n  - { name: web, listen: 127.0.0.1:0, backend: app }\nbackends:\n  - name: app\n    servers: [{ name: s, address: 127.0.0.1:${up.port} }]\n`,
+      `workers: 1\nfrontends:\n  - { name: web, listen: 127.0.0.1:0, backend: app }\nbackends:\n  - name: app\n    servers: [{ name: s, address: 127.0.0.1:${up.port} }]\n`,
     );
     const corral = runCorral(['start', '-c', file]);
     try {

@@ -48,7 +48,7 @@ describe('streaming through a corral process', () => {
     });
     const file = tempFile(
       'corral.yaml',
-      `frontends:\n  - { name: web, listen: 127.0.0.1:0, backend: app }\nbackends:\n  - name: app\n    servers: [{ name: big, address: 127.0.0.1:${up.port} }]\n`,
+      `workers: 1\nfrontends:\n  - { name: web, listen: 127.0.0.1:0, backend: app }\nbackends:\n  - name: app\n    servers: [{ name: big, address: 127.0.0.1:${up.port} }]\n`,
     );
     corral = runCorral(['start', '-c', file]);
     const line = await corral.waitFor((l) => l.msg === 'frontend listening');
