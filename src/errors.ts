@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   CORRAL_ERR_SERVER_FAILED: { status: 502, text: 'Bad Gateway', doc: 'The server closed or reset the connection before a complete response head.' },
   CORRAL_ERR_BAD_RESPONSE: { status: 502, text: 'Bad Gateway', doc: 'The server sent a malformed response (status line, headers, framing, or bytes after the response).' },
   CORRAL_ERR_SERVER_TIMEOUT: { status: 504, text: 'Gateway Timeout', doc: 'The server was silent for longer than `timeouts.server`.' },
+  CORRAL_ERR_BAD_PROXY_HEADER: { status: 400, text: 'Bad Request', doc: '`acceptProxy`: the connection did not begin with a valid PROXY protocol v1/v2 header (malformed, over 107 bytes for v1 or 1 KiB for v2, closed early, or incomplete within `timeouts.headers`); it is closed without reaching a server.' },
   CORRAL_ERR_CONFIG: { status: 0, text: '', doc: 'The configuration is invalid; every problem is reported as FILE:LINE:COL message.' },
   CORRAL_ERR_LISTEN: { status: 0, text: '', doc: 'A listener could not bind its address.' },
   CORRAL_ERR_USAGE: { status: 0, text: '', doc: 'The command line is invalid (exit code 2).' },

@@ -15,6 +15,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { CorralConfig, FrontendConfig } from './config/index.js';
 import { RuntimeBackend } from './balancer/backend.js';
 import { HttpFrontend } from './balancer/http/proxy.js';
+import { TcpFrontend } from './balancer/tcp/tcp-frontend.js';
 import { Listener, loadCertificates } from './balancer/listener.js';
 import type { CertificateSet } from './balancer/listener.js';
 import { CorralError } from './errors.js';
@@ -36,7 +37,7 @@ export interface ReloadResult {
 }
 
 /** A frontend of any mode, as the node drives it. */
-type Frontend = HttpFrontend;
+type Frontend = HttpFrontend | TcpFrontend;
 
 /** The key that signs sticky cookies: derived from `cluster.key` when set, else random per start. */
 function stickySecret(config: CorralConfig): Buffer {
@@ -131,9 +132,6 @@ export class CorralNode {
     const frontends = new Map<string, Frontend>();
     const certs = new Map<string, CertificateSet>();
     for (const f of config.frontends) {
-      if (f.mode !== 'http') {
-        throw new CorralError('CORRAL_ERR_CONFIG', `frontend ${f.name}: mode ${f.mode} is not available in this version`);
-      }
       if (f.tls !== undefined) {
         try {
           certs.set(f.name, loadCertificates(f.tls));
@@ -141,7 +139,8 @@ export class CorralNode {
           throw new CorralError('CORRAL_ERR_CONFIG', `frontend ${f.name}: ${(err as Error).message}`, { cause: err });
         }
       }
-      frontends.set(f.name, new HttpFrontend({ config: f, backends, log: this.log, tls: f.tls !== undefined }));
+      if (f.mode === 'tcp') frontends.set(f.name, new TcpFrontend({ config: f, backends, log: this.log }));
+      else frontends.set(f.name, new HttpFrontend({ config: f, backends, log: this.log, tls: f.tls !== undefined }));
     }
     return { number, config, backends, frontends, certs };
   }
@@ -221,7 +220,8 @@ export class CorralNode {
       for (const [name, fe] of old.frontends) {
         this.retired.add(fe);
         const successor = next.frontends.get(name);
-        if (successor !== undefined) fe.successor = successor;
+        if (fe instanceof HttpFrontend && successor instanceof HttpFrontend) fe.successor = successor;
+        else if (fe instanceof TcpFrontend && successor instanceof TcpFrontend) fe.successor = successor;
       }
       // Retire what the new generation no longer has.
       const retired: Promise<void>[] = [];

@@ -321,3 +321,67 @@ describe('hot reload', () => {
     }
   });
 });
+
+describe('TCP mode through the node, and PROXY protocol on HTTP frontends', () => {
+  it('serves a mode: tcp frontend next to an http one, and reloads it', async () => {
+    const echo = net.createServer((s) => s.pipe(s));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    const echoPort = (echo.address() as net.AddressInfo).port;
+    const up = await startUpstream('web');
+    const yaml = `
+frontends:
+  - { name: web, listen: 127.0.0.1:0, backend: app }
+  - { name: raw, listen: 127.0.0.1:0, mode: tcp, backend: echo }
+backends:
+  - name: app
+    servers: [{ name: w, address: 127.0.0.1:${up.port} }]
+  - name: echo
+    servers: [{ name: e, address: 127.0.0.1:${echoPort} }]
+`;
+    const farm = await startNode(yaml);
+    try {
+      const tcpPort = farm.node.port('raw');
+      const roundTrip = (): Promise<string> =>
+        new Promise((resolve, reject) => {
+          const s = net.connect(tcpPort, '127.0.0.1', () => s.end('ping'));
+          let got = '';
+          s.on('data', (d: Buffer) => (got += d.toString()));
+          s.on('end', () => resolve(got));
+          s.on('error', reject);
+        });
+      assert.equal(await roundTrip(), 'ping');
+      assert.equal((await request(farm.url)).body, 'web');
+      await farm.node.reload(config(yaml.replace('backend: echo }', 'backend: echo, maxConn: 500 }')));
+      assert.equal(await roundTrip(), 'ping');
+    } finally {
+      await farm.close();
+      echo.close();
+      await up.close();
+    }
+  });
+
+  it('acceptProxy takes the client address from the PROXY header and drops connections without one', async () => {
+    const up = await startUpstream('s', (req, res) => res.end(String(req.headers['x-forwarded-for'])));
+    const farm = await startNode(httpFarmYaml([up.port], '    forwardFor: true', undefined, '    acceptProxy: true'));
+    try {
+      const v1 = await rawExchangeStr(farm.port, 'PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\nGET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+      assert.match(v1, /\r\n\r\n203\.0\.113\.9$/);
+      const bad = await rawExchangeStr(farm.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+      assert.equal(bad, '');
+      assert.equal(up.hits, 1);
+    } finally {
+      await farm.close();
+      await up.close();
+    }
+  });
+});
+
+function rawExchangeStr(port: number, data: string): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(data));
+    let got = '';
+    s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    s.on('close', () => resolve(got));
+    s.on('error', () => {});
+  });
+}

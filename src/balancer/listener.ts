@@ -96,7 +96,7 @@ export class Listener {
     this.log = log;
     this.certs = config.tls === undefined ? null : (certs ?? loadCertificates(config.tls));
     if (this.certs === null) {
-      this.server = net.createServer({ noDelay: true }, (socket) => this.handler.accept(socket));
+      this.server = net.createServer({ noDelay: true, allowHalfOpen: config.mode === 'tcp' }, (socket) => this.handler.accept(socket));
     } else {
       const server = tls.createServer({
         ...this.certs.defaultOptions,

@@ -30,6 +30,7 @@ import { ERROR_CODES, errorResponse } from '../../errors.js';
 import type { PickRequest } from '../../scheduling/index.js';
 import type { RuntimeBackend, Waiter } from '../backend.js';
 import { displayIp, forwardedElement, TrustedProxies } from '../forwarded.js';
+import { ProxyHeaderReader } from '../proxy-protocol.js';
 import { Router } from '../router.js';
 import type { RuntimeServer, UpstreamConnection, UpstreamOwner } from '../server.js';
 import { CHUNKED_ERROR, CHUNKED_NEED_MORE, ChunkedReader } from './chunked.js';
@@ -143,8 +144,11 @@ const enum ClientPhase {
 export class ClientConnection {
   frontend: HttpFrontend;
   readonly socket: Socket;
-  readonly ip: string;
-  readonly port: number;
+  /** Client address: the socket's peer, or what a trusted outer balancer's PROXY header says. */
+  ip: string;
+  port: number;
+  /** Set while a PROXY header is expected (`acceptProxy`). */
+  private proxyHeader: ProxyHeaderReader | null;
   private buf: Buffer | null = null;
   private scanFrom = 0;
   private phase = ClientPhase.Head;
@@ -158,6 +162,7 @@ export class ClientConnection {
     this.socket = socket;
     this.ip = socket.remoteAddress ?? '';
     this.port = socket.remotePort ?? 0;
+    this.proxyHeader = frontend.config.acceptProxy ? new ProxyHeaderReader() : null;
     socket.setTimeout(frontend.config.timeouts.headers);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('timeout', () => this.onTimeout());
@@ -185,6 +190,23 @@ export class ClientConnection {
       return;
     }
     if (this.phase === ClientPhase.Closed) return;
+    if (this.proxyHeader !== null) {
+      const r = this.proxyHeader.push(chunk);
+      if (r.status === 'need-more') return;
+      this.proxyHeader = null;
+      if (r.status === 'error') {
+        this.frontend.log.info({ frontend: this.frontend.config.name, peer: displayIp(this.ip), reason: r.reason, error: 'CORRAL_ERR_BAD_PROXY_HEADER' }, 'connection closed: invalid PROXY header');
+        this.phase = ClientPhase.Closed;
+        this.socket.destroy();
+        return;
+      }
+      if (r.header.command === 'proxy') {
+        this.ip = r.header.addresses.source.address;
+        this.port = r.header.addresses.source.port;
+      }
+      if (r.rest === null) return;
+      chunk = r.rest;
+    }
     this.append(chunk);
     this.parse();
   }

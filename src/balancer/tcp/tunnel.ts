@@ -52,7 +52,7 @@ export const REPLAY_LIMIT = 16 * 1024;
  * Error code logged for a connection without a valid PROXY header.
  * Not (yet) in `ERROR_CODES`; see the TCP mode hand-over note.
  */
-export const BAD_PROXY_HEADER = 'CORRAL_ERR_BAD_PROXY_HEADER';
+export const BAD_PROXY_HEADER: ErrorCode = 'CORRAL_ERR_BAD_PROXY_HEADER';
 
 /** How a tunnel ended, as logged in `termination`. */
 export type Termination =
