@@ -27,6 +27,9 @@ test('slow start: linear from a small weight to full', () => {
   assert.equal(weightAt(32, 0, 9999, 10_000), 32);
   assert.equal(weightAt(32, 0, 20_000, 10_000), 32);
   assert.equal(weightAt(0, 0, 10, 10_000), 0);
+  // Regression: base × (elapsed / slowStart) rounded above an exact step (108 over 46602 ms at 863 ms).
+  assert.equal(weightAt(108, 0, 863, 46_602), 2);
+  assert.equal(nextRampChangeAt(108, 0, 500, 46_602), 864);
 });
 
 test('effective weight: drain is 0; ramp applies to the agent weight', () => {
@@ -38,7 +41,7 @@ test('effective weight: drain is 0; ramp applies to the agent weight', () => {
 
 test('property: the ramp is monotonic, within 1..base, and nextRampChangeAt finds every change', () => {
   fc.assert(
-    fc.property(fc.integer({ min: 1, max: 256 }), fc.integer({ min: 1, max: 60_000 }), (base, slowStart) => {
+    fc.property(fc.integer({ min: 1, max: 256 }), fc.integer({ min: 1, max: 600_000 }), (base, slowStart) => {
       let now = 0;
       let prev = weightAt(base, 0, now, slowStart);
       let changes = 0;

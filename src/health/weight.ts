@@ -57,9 +57,10 @@ export function slowStartFactor(rampStart: number | undefined, now: number, slow
  */
 export function weightAt(base: number, rampStart: number | undefined, now: number, slowStart: number): number {
   if (base <= 0) return 0;
-  const factor = slowStartFactor(rampStart, now, slowStart);
-  if (factor >= 1) return base;
-  return Math.min(base, Math.max(1, Math.ceil(base * factor)));
+  if (slowStartFactor(rampStart, now, slowStart) >= 1) return base;
+  // (base × elapsed) / slowStart rather than base × (elapsed / slowStart): exact at the steps.
+  const elapsed = Math.max(0, now - rampStart!);
+  return Math.min(base, Math.max(1, Math.ceil((base * elapsed) / slowStart)));
 }
 
 /** When the ramp's weight next changes (ms), or undefined when it has ended. */
@@ -68,8 +69,8 @@ export function nextRampChangeAt(base: number, rampStart: number | undefined, no
   const current = weightAt(base, rampStart, now, slowStart);
   if (current >= base) return rampStart + slowStart;
   // weightAt becomes current + 1 once base × elapsed / slowStart exceeds current.
-  const at = rampStart + (slowStart * current) / base;
-  return Math.min(rampStart + slowStart, Math.max(now + 1, Math.floor(at) + 1));
+  const at = rampStart + Math.floor((slowStart * current) / base) + 1;
+  return Math.min(rampStart + slowStart, Math.max(now + 1, at));
 }
 
 export interface WeightInputs {
