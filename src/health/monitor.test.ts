@@ -506,6 +506,57 @@ test('initial: health carried over from a previous generation', async () => {
   await h.monitor.stop();
 });
 
+test('check.port / check.host: checks go where the server says, not to its traffic port', async () => {
+  const health = await serve(behaviours.http(200));
+  const h = harness(
+    backendYaml('{ type: http, interval: 40ms, timeout: 200ms }', `      - { name: app4, address: 127.0.0.1:1, check: { port: ${health.port}, host: 127.0.0.1 } }`),
+  );
+  h.monitor.start();
+  await h.monitor.ready();
+  assert.equal(h.health.get('app/app4'), 'up');
+  assert.equal(h.monitor.status('app', 'app4')!.checkAddress, `127.0.0.1:${health.port}`);
+  await h.monitor.stop();
+});
+
+test('setConfiguredWeight: the effective weight follows, agent percentages apply to the new weight', async () => {
+  const agent = await serve((socket) => socket.end('50%\n'));
+  const h = harness(`
+backends:
+  - name: app
+    health: { type: none, agent: { port: ${agent.port}, interval: 30ms } }
+    servers:
+      - { name: w, address: 127.0.0.1:1, weight: 10 }
+`);
+  const first = h.event('server-weight', (e) => e.to === 5);
+  h.monitor.start();
+  await first;
+  h.monitor.setConfiguredWeight('app', 'w', 40);
+  assert.equal(h.weight.get('app/w'), 20, 'applied at once');
+  assert.equal(h.monitor.status('app', 'w')!.configuredWeight, 40);
+  h.monitor.setConfiguredWeight('app', 'w', 1000);
+  assert.equal(h.monitor.status('app', 'w')!.configuredWeight, 256);
+  await h.monitor.stop();
+});
+
+test('agent maint takes the server out; ready brings it back', async () => {
+  let answer = 'maint\n';
+  const agent = await serve((socket) => socket.end(answer));
+  const h = harness(`
+backends:
+  - name: app
+    health: { type: none, agent: { port: ${agent.port}, interval: 30ms } }
+    servers:
+      - { name: m, address: 127.0.0.1:1 }
+`);
+  const down = h.state('app/m', 'down');
+  h.monitor.start();
+  assert.equal((await down).reason.code, 'AGENT_MAINT');
+  const up = h.state('app/m', 'up');
+  answer = 'ready\n';
+  assert.equal((await up).reason.code, 'AGENT_UP');
+  await h.monitor.stop();
+});
+
 /** Resolves once `server` has accepted `n` more connections than `from`. */
 async function waitChecks(server: TestServer, n: number, from = server.accepted): Promise<void> {
   await new Promise<void>((resolve) => {

@@ -746,13 +746,6 @@ function trackedReason(srv: Srv): Reason {
   return { code: 'TRACKED', target: srv.key, cause };
 }
 
-/** The fields of ServerConfig's TLS options that may exist (they arrive with the balancer's TLS work). */
-interface ServerTlsFields {
-  readonly tlsVerify?: boolean;
-  readonly tlsCa?: string | undefined;
-  readonly tlsServername?: string | undefined;
-}
-
 /**
  * Where checks go: the server's address, or `check.host`/`check.port`.
  * A `tls` server is checked over TLS unless its checks go elsewhere
@@ -762,7 +755,7 @@ function checkTarget(config: ServerConfig, log: HealthLog, key: string): ProbeTa
   const host = config.check?.host ?? config.address.host;
   const port = config.check?.port ?? config.address.port;
   if (!config.tls || config.check?.port !== undefined || config.check?.host !== undefined) return { host, port };
-  const t = config as ServerConfig & ServerTlsFields;
+  const t = config;
   let ca: Buffer | undefined;
   if (t.tlsCa !== undefined) {
     try {
