@@ -208,6 +208,11 @@ export class RuntimeState {
     }
   }
 
+  /** Resolves once every write started so far has ended. */
+  idle(): Promise<void> {
+    return this.writing;
+  }
+
   /** Writes the current entries (no-op without a file). */
   save(): Promise<void> {
     const file = this.file;
