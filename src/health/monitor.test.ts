@@ -279,6 +279,24 @@ backends:
   await h.monitor.stop();
 });
 
+test('ready() also resolves when a tracked server fails its first check (regression: trackers waited for a transition)', async () => {
+  const s = await serve(behaviours.hang());
+  await s.down();
+  const h = harness(`
+backends:
+  - name: app
+    health: { type: tcp, interval: 40ms, timeout: 100ms }
+    servers:
+      - { name: dead, address: 127.0.0.1:${s.port} }
+      - { name: follower, address: 127.0.0.1:1, track: app/dead }
+`);
+  h.monitor.start();
+  await h.monitor.ready();
+  assert.equal(h.health.get('app/follower'), 'down');
+  assert.equal(h.monitor.status('app', 'dead')!.lastCheck, 'L4_REFUSED');
+  await h.monitor.stop();
+});
+
 test('agent port: percent, weight:N, drain, down/up, nonsense logged once', async () => {
   const app = await serve(behaviours.http(200));
   let answer = '75%\n';

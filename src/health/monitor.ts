@@ -401,10 +401,14 @@ export class HealthMonitor {
     if (this.stopped || srv.check === undefined) return;
     const ac = new AbortController();
     this.aborts.add(ac);
-    const p = srv.check(ac.signal).then((result) => {
-      this.aborts.delete(ac);
-      if (!this.stopped) this.onResult(srv, result);
-    });
+    const p = srv
+      .check(ac.signal)
+      // Checkers never reject; should one, it counts as a failed check and the loop goes on.
+      .catch((err: unknown): CheckResult => ({ reason: { code: 'L4_UNREACHABLE', detail: String(err) }, durationMs: 0 }))
+      .then((result) => {
+        if (!this.stopped) this.onResult(srv, result);
+      })
+      .finally(() => this.aborts.delete(ac));
     this.track(p);
   }
 
@@ -487,12 +491,15 @@ export class HealthMonitor {
     if (this.stopped || srv.poll === undefined || agent === undefined) return;
     const ac = new AbortController();
     this.aborts.add(ac);
-    const p = srv.poll(ac.signal).then((poll) => {
-      this.aborts.delete(ac);
-      if (this.stopped) return;
-      this.onAgent(srv, poll);
-      this.scheduleAgent(srv, agent.interval * (1 + JITTER * (2 * this.random() - 1)) - poll.durationMs);
-    });
+    const p = srv
+      .poll(ac.signal)
+      .catch((err: unknown): AgentPoll => ({ ok: false, error: String(err), durationMs: 0 }))
+      .then((poll) => {
+        if (this.stopped) return;
+        this.onAgent(srv, poll);
+        this.scheduleAgent(srv, agent.interval * (1 + JITTER * (2 * this.random() - 1)) - poll.durationMs);
+      })
+      .finally(() => this.aborts.delete(ac));
     this.track(p);
   }
 
