@@ -189,7 +189,7 @@ export async function startAdmin(opts: AdminServerOptions): Promise<AdminServer>
       } else {
         log.info({ actor, remote, backend, server, action: kind, to: ch.to }, `admin: ${actor} set ${backend}/${server} ${kind} ${String(ch.to)} (unchanged)`);
       }
-      const answer: ChangeResponse = { backend, server, changed: ch.changed, actor, status: after };
+      const answer: ChangeResponse = { backend, server, changed: ch.changed, from: ch.from, to: ch.to, previousState: before.state, actor, status: after };
       sendJson(res, 200, answer);
     });
   };

@@ -134,6 +134,11 @@ export interface ChangeResponse {
   readonly server: string;
   /** false when the server already was in that state / had that weight. */
   readonly changed: boolean;
+  /** The administrative state (POST …/state) or weight (PUT …/weight) before and after. */
+  readonly from: AdminState | number;
+  readonly to: AdminState | number;
+  /** The server's state before the change (`status.state` is the one after). */
+  readonly previousState: ServerState;
   readonly actor: string;
   /** The server after the change. */
   readonly status: ServerStatus;
