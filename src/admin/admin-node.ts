@@ -146,6 +146,7 @@ export function nodeAdapter(node: CorralNode, opts: NodeAdapterOptions = {}): Ad
   const serverStatus = (b: RuntimeBackend, s: RuntimeServer): ServerStatus => {
     const runtime = runtimeWeights.get(s);
     const c = s.counters;
+    const connects = (c as { readonly connects?: number }).connects;
     return {
       name: s.name,
       address: formatAddress(s.address),
@@ -160,6 +161,7 @@ export function nodeAdapter(node: CorralNode, opts: NodeAdapterOptions = {}): Ad
       active: s.active,
       inactive: s.idle.length,
       total: c.total,
+      connects: typeof connects === 'number' ? connects : null,
       responses: classes(c.responses),
       failures: c.failures,
       connectFailures: c.connectFailures,
@@ -179,9 +181,9 @@ export function nodeAdapter(node: CorralNode, opts: NodeAdapterOptions = {}): Ad
     servers: b.servers.map((s) => serverStatus(b, s)),
   });
 
-  const frontendStatus = (f: FrontendLike): FrontendStatus => ({
+  const frontendStatus = (f: FrontendLike, bound: ReadonlyMap<string, string>): FrontendStatus => ({
     name: f.config.name,
-    listen: formatAddress(f.config.listen),
+    listen: bound.get(f.config.name) ?? formatAddress(f.config.listen),
     mode: f.config.mode,
     backend: f.config.backend ?? null,
     current: f.clients?.size ?? 0,
@@ -217,6 +219,8 @@ export function nodeAdapter(node: CorralNode, opts: NodeAdapterOptions = {}): Ad
     status(): StatusResponse {
       const name = node.config.node.name;
       const r = role();
+      // Where the frontends really listen (`port: 0` resolved).
+      const bound = new Map(node.addresses.map((a) => [a.name, formatAddress({ host: a.address.address, port: a.address.port })]));
       return {
         node: name,
         role: r,
@@ -224,7 +228,7 @@ export function nodeAdapter(node: CorralNode, opts: NodeAdapterOptions = {}): Ad
         startedAt,
         time: new Date().toISOString(),
         cluster: { members: [{ name, role: r, self: true }], primary: r === 'primary' ? name : null },
-        frontends: [...node.frontends.values()].map((f) => frontendStatus(f as unknown as FrontendLike)),
+        frontends: [...node.frontends.values()].map((f) => frontendStatus(f as unknown as FrontendLike, bound)),
         backends: [...node.backends.values()].map(backendStatus),
       };
     },

@@ -149,6 +149,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     else gauge(name, help, ['backend', 'server'], fill);
   };
   perServer('corral_server_requests_total', 'Requests (HTTP) or connections (TCP) dispatched to the server, retries included.', 'counter', (x) => x.total);
+  perServer('corral_server_connections_total', 'Connections opened to the server (keep-alive reuse makes it lower than requests).', 'counter', (x) => x.connects);
   counter('corral_server_responses_total', 'Responses from the server, by status class.', ['backend', 'server', 'code'], (s, set) => {
     for (const b of s.backends) for (const x of b.servers) for (const k of CLASSES) set({ backend: b.name, server: x.name, code: k }, x.responses[k]);
   });

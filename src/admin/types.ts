@@ -67,6 +67,8 @@ export interface ServerStatus {
   readonly inactive: number;
   /** Requests (HTTP) or connections (TCP) dispatched to it, retries included. */
   readonly total: number;
+  /** Connections opened to the server (keep-alive reuse makes it lower than `total`), or null while the balancer does not count them. */
+  readonly connects: number | null;
   readonly responses: ResponseClasses;
   /** Connect failures, resets, timeouts and malformed responses. */
   readonly failures: number;

@@ -96,7 +96,7 @@ describe('corral operator commands', () => {
     const s = JSON.parse((await request(farm.url, { path: '/api/v1/status', headers: { authorization: `Basic ${Buffer.from('ops:hunter2-pw').toString('base64')}` } })).body) as StatusResponse;
     for (const [i, srv] of (s.backends[0]?.servers ?? []).entries()) {
       const cols = (lines[i + 1] as string).split(/\s+/);
-      assert.deepEqual(cols.slice(0, 4), ['app', srv.name, 'up', String(srv.total)]);
+      assert.deepEqual(cols.slice(0, 5), ['app', srv.name, 'up', srv.connects === null ? '-' : String(srv.connects), String(srv.total)]);
       assert.equal(cols[8], String(srv.bytesIn));
       assert.equal(cols[9], String(srv.bytesOut));
     }

@@ -123,14 +123,17 @@ export function formatServers(status: StatusResponse, colour: boolean): string {
   return table + (runtime ? paint('* weight set at run time (persisted)\n', 'grey', colour) : '');
 }
 
-/** `corral servers --stats`: traffic counters per server, like `ipvsadm -L --stats`. */
+/**
+ * `corral servers --stats`: traffic counters per server, like `ipvsadm -L --stats`.
+ * CONNS: connections opened to the server; REQUESTS: requests (HTTP) or
+ * connections (TCP) dispatched to it, retries included.
+ */
 export function formatServerStats(status: StatusResponse, colour: boolean, exact: boolean): string {
   const n = (v: number): string => (exact ? String(v) : humanCount(v));
   const rows: Cell[][] = [];
   for (const b of status.backends) {
     for (const s of b.servers) {
-      const requests = s.responses['1xx'] + s.responses['2xx'] + s.responses['3xx'] + s.responses['4xx'] + s.responses['5xx'];
-      rows.push([b.name, s.name, stateCell(s.state, colour), n(s.total), n(requests), n(s.responses['5xx']), n(s.failures), n(s.retries), n(s.bytesIn), n(s.bytesOut)]);
+      rows.push([b.name, s.name, stateCell(s.state, colour), s.connects === null ? '-' : n(s.connects), n(s.total), n(s.responses['5xx']), n(s.failures), n(s.retries), n(s.bytesIn), n(s.bytesOut)]);
     }
   }
   return renderTable(
