@@ -19,12 +19,38 @@ import { TcpFrontend } from './balancer/tcp/tcp-frontend.js';
 import { Listener, loadCertificates } from './balancer/listener.js';
 import type { CertificateSet } from './balancer/listener.js';
 import { CorralError } from './errors.js';
+import { HealthBus, HealthMonitor } from './health/index.js';
+import type { Health, HealthSink } from './health/index.js';
+import type { TrafficOutcome } from './balancer/backend.js';
 import type { Logger } from './log.js';
+
+/** Traffic outcomes per `backend/server`, oldest first (see `HealthMode`). */
+export type OutcomeBatch = Record<string, TrafficOutcome[]>;
+
+/**
+ * Where health checks run. `local` (default): this node runs them. `remote`:
+ * a supervisor runs them once for all workers and calls `applyHealth` /
+ * `applyWeight`; this node hands its traffic outcomes (for outlier
+ * ejection) to `onOutcomes` in batches.
+ */
+export type HealthMode =
+  | { readonly mode: 'local' }
+  | {
+      readonly mode: 'remote';
+      readonly onOutcomes: (batch: OutcomeBatch) => void;
+      /** Health known when this node starts, by `backend/server`. */
+      readonly initial?: Readonly<Record<string, { readonly health: Health; readonly weight?: number }>>;
+    };
 
 export interface NodeOptions {
   readonly config: CorralConfig;
   readonly log: Logger;
+  readonly health?: HealthMode;
 }
+
+/** Outcomes kept per server between two batches: consecutive-failure counting needs only the tail. */
+const OUTCOME_TAIL = 64;
+const OUTCOME_FLUSH_MS = 100;
 
 export interface BoundFrontend {
   readonly name: string;
@@ -70,18 +96,110 @@ export class CorralNode {
   /** By listener key. */
   private readonly listeners = new Map<string, Listener>();
   private reloading: Promise<ReloadResult> | null = null;
+  /** Health events (state, weight, flapping) of every generation. */
+  readonly healthBus = new HealthBus();
+  private monitor: HealthMonitor | null = null;
+  private readonly healthMode: HealthMode;
+  private outcomes: OutcomeBatch = {};
+  private outcomeTimer: NodeJS.Timeout | null = null;
   /** Frontends of earlier generations that may still have clients. */
   private readonly retired = new Set<Frontend>();
 
   private constructor(opts: NodeOptions) {
     this.log = opts.log;
+    this.healthMode = opts.health ?? { mode: 'local' };
     this.secret = stickySecret(opts.config);
     this.gen = this.build(opts.config, null, 1);
+  }
+
+  /** Steers the balancer from health: called only on flips. */
+  private readonly sink: HealthSink = {
+    setHealth: (backend, server, state) => this.applyHealth(backend, server, state),
+    setWeight: (backend, server, weight) => this.applyWeight(backend, server, weight),
+  };
+
+  /** Sets a server's health in the running generation (from the local monitor or a supervisor). */
+  applyHealth(backend: string, server: string, state: Health): void {
+    const b = this.gen.backends.get(backend);
+    const s = b?.byName.get(server);
+    if (b === undefined || s === undefined) return;
+    if (s.setHealth(state)) b.drainQueue();
+  }
+
+  /** Sets a server's effective weight in the running generation. */
+  applyWeight(backend: string, server: string, weight: number): void {
+    const b = this.gen.backends.get(backend);
+    const s = b?.byName.get(server);
+    if (b === undefined || s === undefined || s.weight === weight) return;
+    b.setWeight(s, weight);
+  }
+
+  /** The running health monitor (local mode), for status and admin weight changes. */
+  get health(): HealthMonitor | null {
+    return this.monitor;
+  }
+
+  /**
+   * Starts health for a generation: a monitor (local mode) or outcome
+   * batching towards the supervisor (remote mode). Carries each server's
+   * health over from the previous generation.
+   */
+  private async startHealth(gen: Generation, previous: Generation | null): Promise<void> {
+    if (this.healthMode.mode === 'remote') {
+      const initial = this.healthMode.initial;
+      if (previous === null && initial !== undefined) {
+        for (const [key, st] of Object.entries(initial)) {
+          const slash = key.indexOf('/');
+          this.applyHealth(key.slice(0, slash), key.slice(slash + 1), st.health);
+          if (st.weight !== undefined) this.applyWeight(key.slice(0, slash), key.slice(slash + 1), st.weight);
+        }
+      }
+      for (const b of gen.backends.values()) {
+        if (b.config.outlier === undefined) continue;
+        b.observe = (server, outcome) => this.queueOutcome(b.name, server.name, outcome);
+      }
+      return;
+    }
+    const old = this.monitor;
+    const monitor = new HealthMonitor({
+      backends: gen.config.backends,
+      sink: this.sink,
+      bus: this.healthBus,
+      log: this.log,
+      statusFiles: gen.config.statusFiles,
+      initial: previous === null ? undefined : (b, s) => previous.backends.get(b)?.byName.get(s)?.health,
+    });
+    this.monitor = monitor;
+    if (old !== null) await old.stop();
+    monitor.start();
+    for (const b of gen.backends.values()) {
+      if (b.config.outlier === undefined) continue;
+      b.observe = (server, outcome) => monitor.record(b.name, server.name, outcome);
+    }
+    await monitor.ready();
+  }
+
+  private queueOutcome(backend: string, server: string, outcome: TrafficOutcome): void {
+    const key = `${backend}/${server}`;
+    const list = this.outcomes[key] ?? (this.outcomes[key] = []);
+    list.push(outcome);
+    if (list.length > OUTCOME_TAIL) list.shift();
+    if (this.outcomeTimer === null) {
+      this.outcomeTimer = setTimeout(() => {
+        this.outcomeTimer = null;
+        const batch = this.outcomes;
+        this.outcomes = {};
+        if (this.healthMode.mode === 'remote') this.healthMode.onOutcomes(batch);
+      }, OUTCOME_FLUSH_MS);
+      this.outcomeTimer.unref();
+    }
   }
 
   /** Builds every role and starts listening. Fails with CORRAL_ERR_LISTEN when an address is taken. */
   static async start(opts: NodeOptions): Promise<CorralNode> {
     const node = new CorralNode(opts);
+    // First checks complete before traffic is taken, so no request meets a server never checked.
+    await node.startHealth(node.gen, null);
     try {
       for (const [name, fe] of node.gen.frontends) await node.openListener(fe.config, fe, node.gen.certs.get(name));
     } catch (err) {
@@ -205,6 +323,7 @@ export class CorralNode {
       }
       // Swap.
       this.gen = next;
+      await this.startHealth(next, old);
       const byFrontend = new Map<string, Listener>();
       for (const f of config.frontends) byFrontend.set(f.name, (this.findListener(f) ?? opened.find((l) => l.config === f)) as Listener);
       for (const l of opened) this.listeners.set(this.keyOf(l), l);
@@ -248,6 +367,10 @@ export class CorralNode {
    * then closes whatever is left.
    */
   async stop(graceMs: number): Promise<void> {
+    if (this.outcomeTimer !== null) clearTimeout(this.outcomeTimer);
+    const monitor = this.monitor;
+    this.monitor = null;
+    if (monitor !== null) await monitor.stop();
     await Promise.all([...this.listeners.values()].map((l) => l.close()));
     this.listeners.clear();
     await Promise.all([...this.gen.frontends.values(), ...this.retired].map((f) => f.close(graceMs)));

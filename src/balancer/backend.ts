@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import type { BackendConfig } from '../config/index.js';
 import { createScheduler } from '../scheduling/index.js';
 import type { BackendView, PickRequest, Scheduler } from '../scheduling/index.js';
-import { RuntimeServer } from './server.js';
+import { RuntimeServer, SharedServerState } from './server.js';
 import type { UpstreamConnection } from './server.js';
 
 /** Idle pooled connections older than this are closed. */
@@ -38,6 +38,9 @@ export interface Waiter {
   timer: NodeJS.Timeout | null;
 }
 
+/** What live traffic says about a server (passive health); same values as health's `Outcome`. */
+export type TrafficOutcome = 'ok' | '5xx' | 'connect-failure';
+
 export type Dispatch =
   | { readonly kind: 'server'; readonly server: RuntimeServer; readonly setCookie: boolean }
   | { readonly kind: 'queued' }
@@ -57,6 +60,8 @@ export class RuntimeBackend implements BackendView {
   readonly backups: RuntimeServer[];
   readonly byName = new Map<string, RuntimeServer>();
   weightsVersion = 0;
+  /** Receives live-traffic outcomes when the backend has `outlier` set (null otherwise). */
+  observe: ((server: RuntimeServer, outcome: TrafficOutcome) => void) | null = null;
   private readonly scheduler: Scheduler;
   private readonly queue: Waiter[] = [];
   private readonly stickyKey: Buffer | null;
@@ -73,7 +78,11 @@ export class RuntimeBackend implements BackendView {
     this.servers = config.servers.map((s, i) => {
       const old = previous?.byName.get(s.name);
       const same = old !== undefined && old.address.host === s.address.host && old.address.port === s.address.port && old.config.tls === s.tls;
-      return new RuntimeServer(i, s, config.maxConn, same ? old.shared : undefined);
+      if (same) return new RuntimeServer(i, s, config.maxConn, old.shared);
+      // A server that is checked (or tracks one) takes no traffic before its first passing check.
+      const fresh = new SharedServerState();
+      if (config.health.type !== 'none' || s.track !== undefined) fresh.health = 'down';
+      return new RuntimeServer(i, s, config.maxConn, fresh);
     });
     this.primaries = this.servers.filter((s) => !s.backup);
     this.backups = this.servers.filter((s) => s.backup);

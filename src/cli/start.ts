@@ -7,8 +7,10 @@ import { CorralError } from '../errors.js';
 import { createLogger } from '../log.js';
 import type { Logger } from '../log.js';
 import { CorralNode } from '../node.js';
+import { HealthBus, HealthMonitor } from '../health/index.js';
+import type { HealthSink } from '../health/index.js';
 import { Supervisor, workerCount } from '../workers/supervisor.js';
-import type { SupervisorMessage, WorkerMessage } from '../workers/supervisor.js';
+import type { HealthSnapshot, SupervisorMessage, WorkerMessage } from '../workers/supervisor.js';
 
 /** Runs a node (or a supervisor and its workers) until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runStart(file: string, drainMs: number): Promise<number> {
@@ -27,7 +29,18 @@ async function runNode(file: string, config: CorralConfig, drainMs: number): Pro
   const log = createLogger(worker ? { base: { worker: cluster.worker?.id } } : {});
   let node: CorralNode;
   try {
-    node = await CorralNode.start({ config, log });
+    node = await CorralNode.start({
+      config,
+      log,
+      // A worker's health comes from the supervisor, which checks once for all workers.
+      health: worker
+        ? {
+            mode: 'remote',
+            initial: JSON.parse(process.env.CORRAL_HEALTH_SNAPSHOT ?? '{}') as HealthSnapshot,
+            onOutcomes: (batch) => process.send?.({ type: 'outcomes', batch } satisfies WorkerMessage),
+          }
+        : { mode: 'local' },
+    });
   } catch (err) {
     if (err instanceof CorralError) {
       log.error({ code: err.code }, err.message);
@@ -40,9 +53,27 @@ async function runNode(file: string, config: CorralConfig, drainMs: number): Pro
   if (worker) {
     const stopped = waitForStop(node, log, drainMs);
     process.on('message', (msg: SupervisorMessage) => {
-      if (msg.type === 'reload') {
-        void reloadFromFile(file, node, log, msg.reason).then((ok) => process.send?.({ type: 'reloaded', ok } satisfies WorkerMessage));
-      } else if (msg.type === 'shutdown') process.emit('SIGTERM');
+      switch (msg.type) {
+        case 'reload':
+          void reloadFromFile(file, node, log, msg.reason).then((ok) => process.send?.({ type: 'reloaded', ok } satisfies WorkerMessage));
+          break;
+        case 'shutdown':
+          process.emit('SIGTERM');
+          break;
+        case 'health':
+          node.applyHealth(msg.backend, msg.server, msg.health);
+          break;
+        case 'weight':
+          node.applyWeight(msg.backend, msg.server, msg.weight);
+          break;
+        case 'snapshot':
+          for (const [key, st] of Object.entries(msg.states)) {
+            const slash = key.indexOf('/');
+            node.applyHealth(key.slice(0, slash), key.slice(slash + 1), st.health);
+            if (st.weight !== undefined) node.applyWeight(key.slice(0, slash), key.slice(slash + 1), st.weight);
+          }
+          break;
+      }
     });
     process.send?.({ type: 'ready' } satisfies WorkerMessage);
     return stopped;
@@ -51,27 +82,87 @@ async function runNode(file: string, config: CorralConfig, drainMs: number): Pro
   return waitForStop(node, log, drainMs, async () => stopWatching());
 }
 
-/** The supervisor: forks workers, replaces dead ones, relays reloads (validated first) and shutdown. */
+/**
+ * The supervisor: forks workers, replaces dead ones, relays reloads
+ * (validated first) and shutdown. It also runs the health checks, once for
+ * all workers: flips are broadcast to every worker, new workers start from a
+ * snapshot, and workers send their live-traffic outcomes (batched) back for
+ * outlier ejection.
+ */
 async function runSupervisor(file: string, config: CorralConfig, drainMs: number): Promise<number> {
   const log = createLogger({ base: { role: 'supervisor' } });
   const count = workerCount(config);
-  const supervisor = new Supervisor({ count, log, drainMs });
+  const states: HealthSnapshot = {};
+  let supervisor: Supervisor | null = null;
+  const sink: HealthSink = {
+    setHealth: (backend, server, health) => {
+      const key = `${backend}/${server}`;
+      states[key] = { ...states[key], health };
+      supervisor?.broadcast({ type: 'health', backend, server, health });
+    },
+    setWeight: (backend, server, weight) => {
+      const key = `${backend}/${server}`;
+      states[key] = { health: states[key]?.health ?? 'up', weight };
+      supervisor?.broadcast({ type: 'weight', backend, server, weight });
+    },
+  };
+  const bus = new HealthBus();
+  let monitor: HealthMonitor | null = null;
+  const startMonitor = async (cfg: CorralConfig, carry: boolean): Promise<void> => {
+    const next = new HealthMonitor({
+      backends: cfg.backends,
+      sink,
+      bus,
+      log,
+      statusFiles: cfg.statusFiles,
+      initial: carry ? (b, s) => states[`${b}/${s}`]?.health : undefined,
+    });
+    const old = monitor;
+    monitor = next;
+    if (old !== null) await old.stop();
+    next.start();
+    await next.ready();
+  };
+  supervisor = new Supervisor({
+    count,
+    log,
+    drainMs,
+    env: () => ({ CORRAL_HEALTH_SNAPSHOT: JSON.stringify(states) }),
+    onMessage: (worker, msg) => {
+      if (msg.type === 'outcomes') {
+        for (const [key, outcomes] of Object.entries(msg.batch)) {
+          const slash = key.indexOf('/');
+          for (const o of outcomes) monitor?.record(key.slice(0, slash), key.slice(slash + 1), o);
+        }
+      } else if (msg.type === 'reloaded' && msg.ok) {
+        // Servers new in this generation learn their health now.
+        worker.send({ type: 'snapshot', states } satisfies SupervisorMessage);
+      }
+    },
+  });
   installCrashGuards(log);
+  // Health timers are unref'd and the workers are not forked yet: this keeps the supervisor alive until it stops.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  await startMonitor(config, false);
   try {
     await supervisor.start();
   } catch (err) {
+    clearInterval(keepAlive);
+    await (monitor as HealthMonitor | null)?.stop();
     process.stderr.write(`corral: ${(err as Error).message}\n`);
     return 1;
   }
   log.info({ node: config.node.name, config: file, workers: count }, 'node started');
+  const sup = supervisor;
   const stopWatching = watchConfig(file, log, (why) => {
     // Validate once here so an invalid file is reported once, not by every worker.
-    void loadConfigFile(file).then((r) => {
+    void loadConfigFile(file).then(async (r) => {
       if (!r.ok) {
         logProblems(log, r.problems, why);
         return;
       }
-      supervisor.reload(why);
+      await startMonitor(r.config, true);
+      sup.reload(why);
     });
   });
   return new Promise((resolve) => {
@@ -81,10 +172,14 @@ async function runSupervisor(file: string, config: CorralConfig, drainMs: number
       stopping = true;
       stopWatching();
       log.info({ signal, drainMs }, 'stopping: workers finish in-flight requests');
-      void supervisor.stop().then(() => {
-        log.info('stopped');
-        resolve(0);
-      });
+      void sup
+        .stop()
+        .then(() => monitor?.stop())
+        .then(() => {
+          clearInterval(keepAlive);
+          log.info('stopped');
+          resolve(0);
+        });
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

@@ -13,9 +13,20 @@ import os from 'node:os';
 import type { CorralConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
 
+/** Server health as the supervisor's monitor sees it, by `backend/server`. */
+export type HealthSnapshot = Record<string, { readonly health: 'up' | 'down' | 'warming'; readonly weight?: number }>;
+
 /** Messages between the supervisor and its workers. */
-export type SupervisorMessage = { readonly type: 'reload'; readonly reason: string } | { readonly type: 'shutdown' };
-export type WorkerMessage = { readonly type: 'ready' } | { readonly type: 'reloaded'; readonly ok: boolean };
+export type SupervisorMessage =
+  | { readonly type: 'reload'; readonly reason: string }
+  | { readonly type: 'shutdown' }
+  | { readonly type: 'health'; readonly backend: string; readonly server: string; readonly health: 'up' | 'down' | 'warming' }
+  | { readonly type: 'weight'; readonly backend: string; readonly server: string; readonly weight: number }
+  | { readonly type: 'snapshot'; readonly states: HealthSnapshot };
+export type WorkerMessage =
+  | { readonly type: 'ready' }
+  | { readonly type: 'reloaded'; readonly ok: boolean }
+  | { readonly type: 'outcomes'; readonly batch: Record<string, ('ok' | '5xx' | 'connect-failure')[]> };
 
 /** Number of worker processes a config asks for. */
 export function workerCount(config: CorralConfig): number {
@@ -27,6 +38,10 @@ export interface SupervisorOptions {
   readonly log: Logger;
   /** How long a shutdown waits for workers to drain before killing them. */
   readonly drainMs: number;
+  /** Environment for each new worker (e.g. the current health snapshot). */
+  readonly env?: () => Record<string, string>;
+  /** Messages from workers other than the supervisor's own protocol. */
+  readonly onMessage?: (worker: Worker, msg: WorkerMessage) => void;
 }
 
 /** Restart back-off: doubles per crash within a minute, up to 30 s. */
@@ -68,7 +83,7 @@ export class Supervisor {
 
   /** Resolves true once the worker is serving, false if it exited first. */
   private fork(): Promise<boolean> {
-    const worker = cluster.fork({ CORRAL_WORKER: '1' });
+    const worker = cluster.fork({ ...this.opts.env?.(), CORRAL_WORKER: '1' });
     this.workers.set(worker.id, worker);
     let isReady = false;
     const ready = new Promise<boolean>((resolve) => {
@@ -84,6 +99,7 @@ export class Supervisor {
     });
     worker.on('message', (msg: WorkerMessage) => {
       if (msg.type === 'reloaded' && !msg.ok) this.opts.log.error({ worker: worker.id }, 'a worker rejected the reload');
+      this.opts.onMessage?.(worker, msg);
     });
     worker.once('exit', (code, signal) => {
       this.workers.delete(worker.id);
@@ -98,6 +114,11 @@ export class Supervisor {
       }, this.backoff).unref();
     });
     return ready;
+  }
+
+  /** Sends a message to every live worker. */
+  broadcast(msg: SupervisorMessage): void {
+    for (const w of this.workers.values()) if (w.isConnected()) w.send(msg);
   }
 
   /** Tells every worker to reload its configuration. */

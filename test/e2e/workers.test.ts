@@ -65,4 +65,51 @@ describe('workers', () => {
       await up.close();
     }
   });
+
+  it('runs health checks once in the supervisor and steers every worker', async () => {
+    const a = await startUpstream('a');
+    let checks = 0;
+    const b = await startUpstream('b', (req, res) => {
+      if (req.url === '/health') checks++;
+      res.end('b');
+    });
+    const file = tempFile(
+      'corral.yaml',
+      `workers: 2\nfrontends:\n  - { name: web, listen: 127.0.0.1:0, backend: app }\nbackends:\n  - name: app\n    retries: 2\n    health: { type: http, path: /health, interval: 200ms, timeout: 200ms, rise: 1, fall: 1 }\n    servers:\n      - { name: a, address: 127.0.0.1:${a.port} }\n      - { name: b, address: 127.0.0.1:${b.port} }\n`,
+    );
+    const corral = runCorral(['start', '-c', file]);
+    try {
+      await corral.waitFor((l) => l.msg === 'workers ready');
+      const listening = await corral.waitFor((l) => l.msg === 'frontend listening');
+      const port = Number(String(listening.address).split(':').pop());
+      const seen = new Set<string>();
+      for (let i = 0; i < 20; i++) {
+        const r = await new Promise<string>((resolve, reject) => {
+          http.get({ host: '127.0.0.1', port, agent: false }, (res) => {
+            let body = '';
+            res.on('data', (d: Buffer) => (body += d.toString()));
+            res.on('end', () => resolve(body));
+          }).on('error', reject);
+        });
+        seen.add(r);
+      }
+      assert.deepEqual([...seen].sort(), ['a', 'b'], 'both servers serve through both workers');
+      // Over ~1 s at a 200 ms interval, one checker makes about 5 checks; one per worker would make twice that.
+      const c0 = checks;
+      const t0 = Date.now();
+      while (Date.now() - t0 < 1000) await new Promise((r) => setTimeout(r, 50));
+      const made = checks - c0;
+      assert.ok(made >= 3 && made <= 8, `${made} checks in 1 s`);
+      await b.close();
+      await corral.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('server app/b is DOWN'));
+      for (let i = 0; i < 10; i++) assert.equal((await get(port)).status, 200);
+      assert.equal(corral.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('server app/b is DOWN')).length, 1);
+      corral.child.kill('SIGTERM');
+      assert.equal(await corral.exited, 0);
+    } finally {
+      corral.child.kill('SIGKILL');
+      await a.close();
+      await b.close();
+    }
+  });
 });

@@ -534,6 +534,7 @@ class Exchange implements UpstreamOwner {
         if (this.finished || this.server !== server) return;
         server.counters.connectFailures++;
         server.counters.failures++;
+        backend.observe?.(server, 'connect-failure');
         this.retryOrFail(timedOut ? 'CORRAL_ERR_CONNECT_TIMEOUT' : 'CORRAL_ERR_CONNECT_FAILED', err.message, true);
       },
     });
@@ -1016,6 +1017,7 @@ class Exchange implements UpstreamOwner {
     this.upstreamReusable = false;
     const server = this.server as RuntimeServer;
     server.counters.failures++;
+    this.backend?.observe?.(server, '5xx');
     if (this.resStarted) this.abort(reason);
     else this.fail('CORRAL_ERR_BAD_RESPONSE', `${server.name}: ${reason}`);
   }
@@ -1030,6 +1032,7 @@ class Exchange implements UpstreamOwner {
     }
     if (code === 'CORRAL_ERR_SERVER_TIMEOUT') {
       server.counters.failures++;
+      this.backend?.observe?.(server, '5xx');
       this.fail(code, `${server.name}: ${reason}`);
       return;
     }
@@ -1073,8 +1076,10 @@ class Exchange implements UpstreamOwner {
     }
     server.counters.bytesIn += this.bytesIn;
     server.counters.bytesOut += this.bytesOut;
+    const status = (this.res as ResponseHead).status;
+    backend.observe?.(server, status >= 500 ? '5xx' : 'ok');
     backend.release(server);
-    this.logAccess({ status: (this.res as ResponseHead).status });
+    this.logAccess({ status });
     this.client.done();
   }
 

@@ -381,15 +381,17 @@ export class Tunnel {
     server.counters.total++;
     if (this.attempts > 1) server.counters.retries++;
     const t = performance.now();
-    this.connecting = connectServer(server.address, this.backend.config.timeouts.connect, (outcome) => {
+    this.connecting = connectServer(server.config, this.backend.config.timeouts.connect, (outcome) => {
       this.connecting = null;
       this.tConnect = performance.now() - t;
       if (outcome.ok) {
+        this.backend.observe?.(server, 'ok');
         this.onConnected(outcome.socket);
         return;
       }
       server.counters.connectFailures++;
       server.counters.failures++;
+      this.backend.observe?.(server, 'connect-failure');
       const timedOut = outcome.timedOut;
       this.retryOrFail(
         timedOut ? 'connect-timeout' : 'connect-failed',
