@@ -2,6 +2,8 @@
  * The operator commands' client for the admin API. Every failure becomes an
  * `AdminClientError` whose message is one line an operator can act on.
  */
+import http from 'node:http';
+import https from 'node:https';
 import type { ChangeResponse, ErrorResponse, RecentEventsResponse, RecentLogsResponse, StatusResponse, AdminState } from '../admin/types.js';
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9010';
@@ -44,8 +46,8 @@ export function parseAdminUrl(raw: string): string {
 }
 
 function describeNetworkError(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  switch (cause?.code) {
+  const e = err as { code?: string; message?: string };
+  switch (e.code) {
     case 'ECONNREFUSED':
       return 'connection refused';
     case 'ENOTFOUND':
@@ -53,10 +55,12 @@ function describeNetworkError(err: unknown): string {
     case 'ECONNRESET':
       return 'connection reset';
     case 'ETIMEDOUT':
-    case 'UND_ERR_CONNECT_TIMEOUT':
       return 'connection timed out';
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return 'no route to host';
     default:
-      return cause?.message ?? (err as Error).message;
+      return e.message ?? String(err);
   }
 }
 
@@ -72,28 +76,44 @@ export class AdminClient {
     else if (opts.user !== undefined && opts.user !== '') this.authorization = `Basic ${Buffer.from(`${opts.user}:${opts.password ?? ''}`).toString('base64')}`;
   }
 
-  private async call(method: string, path: string, body?: unknown): Promise<Response> {
+  /**
+   * One request with node:http(s) (not fetch: fetch refuses "bad ports"
+   * such as 6000 or 10080, where an admin server may well listen).
+   */
+  private send(method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.authorization !== undefined) headers.authorization = this.authorization;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
-    try {
-      res = await fetch(`${this.url}${path}`, {
-        method,
-        headers,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(this.timeoutMs),
-        redirect: 'error',
-      });
-    } catch (err) {
-      if ((err as Error).name === 'TimeoutError') throw new AdminClientError(`the admin API at ${this.url} did not answer within ${this.timeoutMs} ms`);
-      throw new AdminClientError(`cannot reach the admin API at ${this.url}: ${describeNetworkError(err)} (is corral running? set --admin or CORRAL_ADMIN_URL)`);
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
+    if (payload !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(payload.length);
     }
-    if (res.ok) return res;
-    const text = await res.text().catch(() => '');
+    const url = new URL(`${this.url}${path}`);
+    const lib = url.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = lib.request(url, { method, headers, agent: false, timeout: this.timeoutMs }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', (err) => reject(new AdminClientError(`the admin API at ${this.url} broke off its answer: ${err.message}`)));
+      });
+      req.on('timeout', () => {
+        req.destroy();
+        reject(new AdminClientError(`the admin API at ${this.url} did not answer within ${this.timeoutMs} ms`));
+      });
+      req.on('error', (err) =>
+        reject(new AdminClientError(`cannot reach the admin API at ${this.url}: ${describeNetworkError(err)} (is corral running? set --admin or CORRAL_ADMIN_URL)`)),
+      );
+      req.end(payload);
+    });
+  }
+
+  private async call(method: string, path: string, body?: unknown): Promise<string> {
+    const res = await this.send(method, path, body);
+    if (res.status >= 200 && res.status < 300) return res.text;
     let apiError: ErrorResponse['error'] | undefined;
     try {
-      apiError = (JSON.parse(text) as Partial<ErrorResponse>).error;
+      apiError = (JSON.parse(res.text) as Partial<ErrorResponse>).error;
     } catch {
       apiError = undefined;
     }
@@ -105,16 +125,15 @@ export class AdminClient {
       throw new AdminClientError(hint, 401, apiError?.code);
     }
     if (apiError?.message !== undefined) throw new AdminClientError(`${apiError.message} (${apiError.code}, HTTP ${res.status})`, res.status, apiError.code);
-    throw new AdminClientError(`the admin API answered ${method} ${path} with HTTP ${res.status}${text === '' ? '' : `: ${text.split('\n')[0]?.slice(0, 200)}`}`, res.status);
+    throw new AdminClientError(`the admin API answered ${method} ${path} with HTTP ${res.status}${res.text === '' ? '' : `: ${res.text.split('\n')[0]?.slice(0, 200)}`}`, res.status);
   }
 
   private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.call(method, path, body);
-    const text = await res.text();
+    const text = await this.call(method, path, body);
     try {
       return JSON.parse(text) as T;
     } catch {
-      throw new AdminClientError(`the admin API answered ${method} ${path} with something that is not JSON (is ${this.url} a corral admin server?)`, res.status);
+      throw new AdminClientError(`the admin API answered ${method} ${path} with something that is not JSON (is ${this.url} a corral admin server?)`);
     }
   }
 
@@ -135,8 +154,8 @@ export class AdminClient {
     return this.json('GET', '/api/v1/logs/recent');
   }
 
-  async metrics(): Promise<string> {
-    return (await this.call('GET', '/metrics')).text();
+  metrics(): Promise<string> {
+    return this.call('GET', '/metrics');
   }
 
   setState(backend: string, server: string, state: AdminState): Promise<ChangeResponse> {

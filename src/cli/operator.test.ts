@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { Command, CommanderError } from 'commander';
-import { httpFarmYaml, refusedPort, request, startUpstream } from '../../test/support/farm.js';
+import { httpFarmYaml, refusedPort, request, startRawServer, startUpstream } from '../../test/support/farm.js';
 import type { Upstream } from '../../test/support/farm.js';
 import { startAdminFarm, tempDir } from '../admin/testing.js';
 import type { AdminFarm } from '../admin/testing.js';
@@ -198,6 +198,17 @@ describe('corral operator commands', () => {
     const r = await corral(['status', '--admin', `127.0.0.1:${port}`]);
     assert.equal(r.code, 1);
     assert.equal(r.stderr, `corral: cannot reach the admin API at http://127.0.0.1:${port}: connection refused (is corral running? set --admin or CORRAL_ADMIN_URL)\n`);
+  });
+
+  it('an admin server that never answers: exit 1 after --timeout', async () => {
+    const silent = await startRawServer(() => undefined);
+    try {
+      const r = await corral(['servers', '--admin', `http://127.0.0.1:${silent.port}`, '--timeout', '150']);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, `corral: the admin API at http://127.0.0.1:${silent.port} did not answer within 150 ms\n`);
+    } finally {
+      await silent.close();
+    }
   });
 
   it('corral snapshot -o FILE: a tar.gz with masked config, status, events, metrics and a manifest', async () => {

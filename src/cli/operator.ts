@@ -274,8 +274,8 @@ export function registerOperatorCommands(program: Command, io: OperatorIo = proc
     maint: 'no traffic at all (pinned clients move elsewhere)',
   };
   for (const state of ADMIN_STATES) {
-    withConnection(server.command(`${state} <target>`))
-      .description(`${help[state]} (target: BACKEND/SERVER)`)
+    withConnection(server.command(`${state} <backend/server>`))
+      .description(help[state])
       .option('--json', 'print the API\'s JSON answer')
       .action(
         run(async (opts, _cmd, [target]) => {
@@ -286,8 +286,8 @@ export function registerOperatorCommands(program: Command, io: OperatorIo = proc
         }),
       );
   }
-  withConnection(server.command('weight <target> <weight>'))
-    .description('set the weight of BACKEND/SERVER (0..256; the configured weight clears the override)')
+  withConnection(server.command('weight <backend/server> <weight>'))
+    .description('set a server\'s weight (0..256; the configured weight clears the override)')
     .option('--json', 'print the API\'s JSON answer')
     .action(
       run(async (opts, _cmd, [target, weight]) => {
