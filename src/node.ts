@@ -46,6 +46,8 @@ export interface NodeOptions {
   readonly config: CorralConfig;
   readonly log: Logger;
   readonly health?: HealthMode;
+  /** Access lines for HTTP requests (default: when the logger's info level is on). */
+  readonly accessLog?: boolean;
 }
 
 /** Outcomes kept per server between two batches: consecutive-failure counting needs only the tail. */
@@ -100,6 +102,7 @@ export class CorralNode {
   readonly healthBus = new HealthBus();
   private monitor: HealthMonitor | null = null;
   private readonly healthMode: HealthMode;
+  private readonly accessLog: boolean | undefined;
   private outcomes: OutcomeBatch = {};
   private outcomeTimer: NodeJS.Timeout | null = null;
   /** Frontends of earlier generations that may still have clients. */
@@ -108,6 +111,7 @@ export class CorralNode {
   private constructor(opts: NodeOptions) {
     this.log = opts.log;
     this.healthMode = opts.health ?? { mode: 'local' };
+    this.accessLog = opts.accessLog;
     this.secret = stickySecret(opts.config);
     this.gen = this.build(opts.config, null, 1);
   }
@@ -258,7 +262,10 @@ export class CorralNode {
         }
       }
       if (f.mode === 'tcp') frontends.set(f.name, new TcpFrontend({ config: f, backends, log: this.log }));
-      else frontends.set(f.name, new HttpFrontend({ config: f, backends, log: this.log, tls: f.tls !== undefined }));
+      else {
+        const accessLog = this.accessLog;
+        frontends.set(f.name, new HttpFrontend({ config: f, backends, log: this.log, tls: f.tls !== undefined, ...(accessLog !== undefined ? { accessLog } : {}) }));
+      }
     }
     return { number, config, backends, frontends, certs };
   }

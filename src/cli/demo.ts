@@ -30,10 +30,11 @@ export async function runDemo(port: number, appPorts: number[]): Promise<number>
     process.stderr.write(`corral demo: cannot start the sample app servers: ${(err as Error).message}\n`);
     return 1;
   }
-  const log = createLogger({ level: process.env.CORRAL_LOG_LEVEL ?? 'warn' });
+  // Health flips are logged at info; access lines (one per request) only when asked for.
+  const log = createLogger({ level: process.env.CORRAL_LOG_LEVEL ?? 'info' });
   let node: CorralNode;
   try {
-    node = await CorralNode.start({ config: parsed.config, log });
+    node = await CorralNode.start({ config: parsed.config, log, accessLog: process.env.CORRAL_ACCESS_LOG === '1' });
   } catch (err) {
     for (const a of apps) await a.close();
     process.stderr.write(`corral demo: ${(err as Error).message}\n`);
@@ -52,9 +53,11 @@ export async function runDemo(port: number, appPorts: number[]): Promise<number>
       `  curl -si ${lb}/ | grep -i -e x-server -e set-cookie      # which server answered, the sticky cookie`,
       `  curl -s -X POST http://127.0.0.1:${appPorts[1]}/_demo/down      # app2 drops its connections`,
       `  for i in $(seq 8); do curl -s ${lb}/; done          # retries move app2's share elsewhere: no errors`,
-      `  curl -s -X POST http://127.0.0.1:${appPorts[1]}/_demo/recover   # app2 answers again`,
+      `  curl -s -X POST http://127.0.0.1:${appPorts[1]}/_demo/recover   # app2 passes its checks, warms up 3 s, ramps up`,
+      `  curl -s -X POST http://127.0.0.1:${appPorts[0]}/_demo/fail      # app1 answers 500: its health check takes it out`,
       '',
-      'Ctrl-C stops everything. Access logs: CORRAL_LOG_LEVEL=info corral demo',
+      'Health changes are logged below as JSON lines. Ctrl-C stops everything.',
+      'Access log (one line per request): CORRAL_ACCESS_LOG=1 npm start',
       '',
     ].join('\n'),
   );

@@ -26,6 +26,15 @@ backends:
     sticky: { cookie: SERVERID } # send the cookie back and you stay on one server
     retries: 3                   # a refused or reset connection is retried on another server
     timeouts: { connect: 2s, server: 30s, client: 30s, queue: 5s }
+    health:                      # HTTP checks: down after 2 failures, back after 2 passes and 3 s of warm-up
+      type: http
+      path: /health
+      interval: 1s
+      timeout: 500ms
+      rise: 2
+      fall: 2
+      warmup: 3s
+      slowStart: 5s
     servers:
 ${servers}
 `;

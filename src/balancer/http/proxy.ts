@@ -50,6 +50,8 @@ export interface HttpFrontendOptions {
   readonly log: Logger;
   /** Set when the listener terminates TLS. */
   readonly tls?: boolean;
+  /** One access line per request (default: when the logger's info level is on). */
+  readonly accessLog?: boolean;
 }
 
 interface FrontendCounters {
@@ -80,7 +82,7 @@ export class HttpFrontend {
     this.log = opts.log;
     this.proto = opts.tls === true ? 'https' : 'http';
     this.trusted = new TrustedProxies(opts.config.trustedProxies);
-    this.accessLog = opts.log.isLevelEnabled('info');
+    this.accessLog = opts.accessLog ?? opts.log.isLevelEnabled('info');
     const resolve = (name: string): RuntimeBackend => {
       const b = opts.backends.get(name);
       if (b === undefined) throw new Error(`frontend ${opts.config.name}: unknown backend ${name}`);
