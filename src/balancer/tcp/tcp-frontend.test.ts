@@ -9,8 +9,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { readFileSync, unlinkSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import tls from 'node:tls';
 import pino from 'pino';
+import { makeCert } from '../../../test/support/certs.js';
 import { config, refusedPort, startRawServer } from '../../../test/support/farm.js';
 import { RuntimeBackend } from '../backend.js';
 import { encodeProxyV1, encodeProxyV2, parseProxyHeader } from '../proxy-protocol.js';
@@ -195,6 +198,10 @@ function firstData(s: net.Socket): Promise<string> {
     s.once('data', (c: Buffer) => resolve(c.toString()));
     s.once('close', () => reject(new Error('closed before any data')));
   });
+}
+
+function readPem(path: string): Buffer {
+  return readFileSync(path);
 }
 
 function tally(names: string[]): Record<string, number> {
@@ -1026,6 +1033,186 @@ describe('tcp mode: frontend limits and shutdown', () => {
     assert.equal(p.backend.servers[0]?.active, 0);
     p.backend.close();
     await srv.close();
+  });
+});
+
+describe('tcp mode: TLS towards servers (servers[].tls)', () => {
+  /** A TLS server that echoes until the client's close, then answers `bye` (half-close inside TLS). */
+  async function tlsEcho(names: string[] = ['localhost', '127.0.0.1']): Promise<{
+    port: number;
+    ca: string;
+    sni: (string | false | null)[];
+    handshakes: number;
+    close(): Promise<void>;
+  }> {
+    const cert = makeCert(names);
+    const sockets = new Set<tls.TLSSocket>();
+    const state = { sni: [] as (string | false | null)[], handshakes: 0 };
+    const srv = tls.createServer({ cert: readPem(cert.cert), key: readPem(cert.key), allowHalfOpen: true }, (s) => {
+      sockets.add(s);
+      state.handshakes++;
+      state.sni.push(s.servername);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+      s.on('data', (c: Buffer) => s.write(c));
+      s.on('end', () => s.end('bye'));
+    });
+    // A handshake the client abandons (it refused our certificate) leaves a half-open TLS server's
+    // socket open and silent forever (Node 20): close() destroys the raw sockets too.
+    const raw = new Set<net.Socket>();
+    srv.on('connection', (s: net.Socket) => {
+      raw.add(s);
+      s.on('close', () => raw.delete(s));
+    });
+    srv.on('tlsClientError', () => {});
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    return {
+      port: (srv.address() as AddressInfo).port,
+      ca: cert.cert,
+      sni: state.sni,
+      get handshakes() {
+        return state.handshakes;
+      },
+      close: () =>
+        new Promise((resolve) => {
+          for (const s of sockets) s.destroy();
+          for (const s of raw) s.destroy();
+          srv.close(() => resolve());
+        }),
+    };
+  }
+
+  it('verifies the server against tls.ca and the servername, then tunnels both ways with half-close', async () => {
+    const srv = await tlsEcho();
+    const p = await startProxy([server('t', srv.port, `tls: { ca: "${srv.ca}", servername: localhost }`)]);
+    try {
+      const c = await connect(p.port);
+      const got = collect(c);
+      c.write('hello over ');
+      assert.equal(await firstData(c), 'hello over ');
+      c.end('tls'); // the FIN becomes a TLS close towards the server, which still answers
+      const r = await got;
+      assert.equal(r.data.toString(), 'hello over tlsbye');
+      assert.equal(r.ended, true);
+      assert.equal(r.error, null);
+      assert.deepEqual(srv.sni, ['localhost']);
+      const [line] = await p.log.accessLines(1);
+      assert.equal(line?.termination, 'client-closed');
+      assert.equal(line?.server, 't');
+      assert.equal(line?.bytesIn, 14);
+      assert.equal(line?.bytesOut, 17);
+      assert.equal(p.backend.servers[0]?.counters.failures, 0);
+    } finally {
+      await p.close();
+      await srv.close();
+    }
+  });
+
+  it('checks an IP address host against the certificate without sending it as SNI', async () => {
+    const srv = await tlsEcho(['127.0.0.1']);
+    const p = await startProxy([server('t', srv.port, `tls: { ca: "${srv.ca}" }`)]);
+    try {
+      const r = await exchange(p.port, 'by ip');
+      assert.equal(r.data.toString(), 'by ipbye');
+      assert.deepEqual(srv.sni, [false]);
+    } finally {
+      await p.close();
+      await srv.close();
+    }
+  });
+
+  it('fails closed without the CA: the client is closed and the failure counted', async () => {
+    const srv = await tlsEcho();
+    const p = await startProxy([server('t', srv.port, 'tls: true')]);
+    try {
+      const r = await exchange(p.port, 'secret');
+      assert.equal(r.data.length, 0, 'nothing of the server reaches the client');
+      const [line] = await p.log.accessLines(1);
+      assert.equal(line?.termination, 'connect-failed');
+      assert.equal(line?.error, 'CORRAL_ERR_CONNECT_FAILED');
+      assert.match(String(line?.note), /^t: TLS: .*self[- ]signed/i);
+      const s = p.backend.servers[0];
+      assert.equal(s?.counters.connectFailures, 1);
+      assert.equal(s?.counters.failures, 1);
+    } finally {
+      await p.close();
+      await srv.close();
+    }
+  });
+
+  it('fails closed when the certificate does not name the servername, and redispatches to a good server', async () => {
+    const bad = await tlsEcho(['other.example']);
+    const good = await tlsEcho(['localhost']);
+    const p = await startProxy(
+      [
+        server('bad', bad.port, `tls: { ca: "${bad.ca}", servername: localhost }`),
+        server('good', good.port, `tls: { ca: "${good.ca}", servername: localhost }`),
+      ],
+      '    balance: first',
+    );
+    try {
+      const r = await exchange(p.port, 'x');
+      assert.equal(r.data.toString(), 'xbye');
+      const [line] = await p.log.accessLines(1);
+      assert.equal(line?.server, 'good');
+      assert.equal(line?.retries, 1);
+      const redispatch = await p.log.wait((l) => l.msg === 'redispatching connection');
+      assert.match(String(redispatch.reason), /TLS: .*(altnames|other\.example)/i);
+      assert.equal(p.backend.servers[0]?.counters.connectFailures, 1);
+    } finally {
+      await p.close();
+      await bad.close();
+      await good.close();
+    }
+  });
+
+  it('accepts any certificate with verify: false', async () => {
+    const srv = await tlsEcho(['other.example']);
+    const p = await startProxy([server('t', srv.port, 'tls: { verify: false }')]);
+    try {
+      assert.equal((await exchange(p.port, 'trusting')).data.toString(), 'trustingbye');
+    } finally {
+      await p.close();
+      await srv.close();
+    }
+  });
+
+  it('reads the CA once per generation: a removed CA file still serves this generation, fails the next closed', async () => {
+    const srv = await tlsEcho();
+    const yaml = `tls: { ca: "${srv.ca}", servername: localhost }`;
+    const p = await startProxy([server('t', srv.port, yaml)]);
+    // The next generation is parsed (the file exists then) but connects only after the file is gone.
+    const next = await startProxy([server('t', srv.port, yaml)]);
+    try {
+      assert.equal((await exchange(p.port, 'one')).data.toString(), 'onebye');
+      unlinkSync(srv.ca);
+      assert.equal((await exchange(p.port, 'two')).data.toString(), 'twobye');
+      const r = await exchange(next.port, 'three');
+      assert.equal(r.data.length, 0);
+      const [line] = await next.log.accessLines(1);
+      assert.equal(line?.termination, 'connect-failed');
+      assert.match(String(line?.note), /cannot use tls CA .*ENOENT/);
+      assert.equal(srv.handshakes, 2, 'the failing generation never reached the server');
+    } finally {
+      await p.close();
+      await next.close();
+      await srv.close();
+    }
+  });
+
+  it('times out a server that accepts TCP but never completes the handshake', async () => {
+    const mute = await startRawServer(() => {});
+    const p = await startProxy([server('mute', mute.port, 'tls: true')], '    timeouts: { connect: 200ms }');
+    try {
+      const r = await exchange(p.port, 'anyone?');
+      assert.equal(r.data.length, 0);
+      const [line] = await p.log.accessLines(1);
+      assert.equal(line?.error, 'CORRAL_ERR_CONNECT_TIMEOUT');
+      assert.match(String(line?.note), /TLS handshake/);
+    } finally {
+      await p.close();
+      await mute.close();
+    }
   });
 });
 
