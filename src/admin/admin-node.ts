@@ -67,12 +67,12 @@ export interface HealthReport {
 }
 
 export interface NodeAdapterOptions {
-  /** The health checks' view of a server, once health is wired: `(b, s) => monitor.status(b, s)`. */
+  /** The health checks' view of a server. Default: the node's monitor (`node.health.status`). */
   readonly health?: (backend: string, server: string) => HealthReport | undefined;
   /**
-   * Where an admin weight goes. Default: straight to the balancer
-   * (`RuntimeBackend.setWeight`). With health wired, route it to the
-   * monitor's configured weight so slow start and agents scale from it.
+   * Where an admin weight goes. Default: the node's monitor
+   * (`setConfiguredWeight`, so slow start and agents scale from it), or
+   * straight to the balancer (`RuntimeBackend.setWeight`) without one.
    */
   readonly applyWeight?: (backend: RuntimeBackend, server: RuntimeServer, weight: number) => void;
   /** The node's role (default: always primary, until the cluster role exists). */
@@ -126,8 +126,19 @@ export function nodeAdapter(node: CorralNode, opts: NodeAdapterOptions = {}): Ad
     return { b, s };
   };
 
+  // Default: the node's own health monitor (local mode); a supervisor's workers have none.
+  const healthOf = opts.health ?? ((b: string, s: string): HealthReport | undefined => node.health?.status(b, s));
+  const applyWeight =
+    opts.applyWeight ??
+    ((b: RuntimeBackend, s: RuntimeServer, weight: number): void => {
+      // With a monitor, the admin weight is the configured weight slow start and agents scale from.
+      const monitor = node.health;
+      if (monitor !== null && monitor.status(b.name, s.name) !== undefined) monitor.setConfiguredWeight(b.name, s.name, weight);
+      else if (s.weight !== weight) b.setWeight(s, weight);
+    });
+
   const checkOf = (b: RuntimeBackend, s: RuntimeServer): CheckStatus | null => {
-    const h = opts.health?.(b.name, s.name);
+    const h = healthOf(b.name, s.name);
     if (h === undefined) {
       if (b.config.health.type !== 'none') return null;
       return { health: s.health, reason: 'NO_CHECK', detail: null, last: null, durationMs: null, at: null, changedAt: null };
@@ -250,8 +261,7 @@ export function nodeAdapter(node: CorralNode, opts: NodeAdapterOptions = {}): Ad
       const from = runtimeWeights.get(s) ?? s.configWeight;
       if (weight === s.configWeight) runtimeWeights.delete(s);
       else runtimeWeights.set(s, weight);
-      if (opts.applyWeight !== undefined) opts.applyWeight(b, s, weight);
-      else if (s.weight !== weight) b.setWeight(s, weight);
+      applyWeight(b, s, weight);
       return { changed: from !== weight, from, to: weight };
     },
     configWeight(backend, server) {

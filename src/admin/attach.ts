@@ -9,7 +9,7 @@ import { nodeAdapter } from './admin-node.js';
 import type { NodeAdapterOptions } from './admin-node.js';
 import { startAdmin } from './admin-server.js';
 import type { AdminServer, RecentLogs } from './admin-server.js';
-import { healthEventSource, mergeSources, noEvents } from './events.js';
+import { healthEventSource, mergeSources } from './events.js';
 import type { AdminEventSource, HealthEvents } from './events.js';
 import type { LatencyHistograms } from './latency.js';
 import { stateFileFor } from './state-file.js';
@@ -26,7 +26,7 @@ export interface AttachAdminOptions {
   readonly configFile?: string;
   /** An explicit state file (wins over `configFile`). */
   readonly stateFile?: string;
-  /** The health role, once wired: its event bus and per-server status. */
+  /** Health overrides (default: the node's own monitor and `healthBus`). */
   readonly health?: {
     readonly bus?: HealthEvents;
     readonly status?: NodeAdapterOptions['health'];
@@ -53,15 +53,14 @@ export async function attachAdmin(opts: AttachAdminOptions): Promise<AdminServer
     ...(opts.health?.status !== undefined ? { health: opts.health.status } : {}),
     ...(opts.health?.applyWeight !== undefined ? { applyWeight: opts.health.applyWeight } : {}),
   });
-  const sources: AdminEventSource[] = [];
-  if (opts.health?.bus !== undefined) sources.push(healthEventSource(opts.health.bus));
+  const sources: AdminEventSource[] = [healthEventSource(opts.health?.bus ?? opts.node.healthBus)];
   if (opts.events !== undefined) sources.push(opts.events);
   const stateFile = opts.stateFile ?? (opts.configFile !== undefined ? stateFileFor(opts.configFile) : undefined);
   return startAdmin({
     config,
     node: adminNode,
     log: opts.log,
-    events: sources.length === 0 ? noEvents : mergeSources(...sources),
+    events: mergeSources(...sources),
     ...(stateFile !== undefined ? { stateFile } : {}),
     ...(opts.latency !== undefined ? { latency: opts.latency } : {}),
     ...(opts.logs !== undefined ? { logs: opts.logs } : {}),

@@ -144,6 +144,44 @@ describe('GET /api/v1/events (Server-Sent Events)', () => {
     }
   });
 
+  it('health flips arrive on the stream, and the status shows the last check', async () => {
+    let failing = false;
+    const flaky = await startUpstream('flaky', (req, res) => {
+      req.resume();
+      res.writeHead(failing ? 503 : 200).end('x');
+    });
+    const hf = await startAdminFarm(
+      httpFarmYaml([flaky.port], '    health: { type: http, path: /health, interval: 50ms, timeout: 1s, rise: 1, fall: 1 }'),
+    );
+    const es = await openEventStream(`${hf.url}/api/v1/events`);
+    try {
+      failing = true;
+      const down = JSON.parse((await es.next((f) => f.event === 'server-state' && f.data.includes('"to":"down"'))).data) as AdminEvent & { type: 'server-state' };
+      assert.equal(down.source, 'health');
+      assert.equal(down.reason, 'L7_STATUS 503');
+      assert.equal(typeof down.checkDurationMs, 'number');
+      const s = hf.adminNode.server('app', 's1');
+      assert.equal(s.state, 'down');
+      assert.equal(s.check?.reason, 'L7_STATUS 503');
+      assert.equal(typeof s.check?.durationMs, 'number');
+      assert.ok(s.check?.at !== null);
+      failing = false;
+      await es.next((f) => f.event === 'server-state' && f.data.includes('"to":"up"'));
+      // An admin weight goes through the monitor (configured weight): the effective weight follows.
+      const w = await request(hf.url, { method: 'PUT', path: '/api/v1/backends/app/servers/s1/weight', headers: { 'content-type': 'application/json' }, body: '{"weight":9}' });
+      assert.equal(w.status, 200, w.body);
+      assert.equal(hf.adminNode.server('app', 's1').effectiveWeight, 9);
+      assert.equal(hf.node.health?.status('app', 's1')?.configuredWeight, 9);
+      const weightEvents = () => es.frames.filter((f) => f.event === 'server-weight');
+      await es.next((f) => f.event === 'server-weight');
+      assert.equal(weightEvents().length, 1, 'one weight event (the admin one), not a second from the monitor');
+    } finally {
+      es.close();
+      await hf.close();
+      await flaky.close();
+    }
+  });
+
   it('caps concurrent streams with 503', async () => {
     const small = await startAdminFarm(httpFarmYaml(ups.map((u) => u.port)), { server: { maxEventStreams: 1 } });
     const es = await openEventStream(`${small.url}/api/v1/events`);

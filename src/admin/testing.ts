@@ -17,7 +17,7 @@ import { nodeAdapter } from './admin-node.js';
 import type { AdminNode, NodeAdapterOptions } from './admin-node.js';
 import { startAdmin } from './admin-server.js';
 import type { AdminServer, AdminServerOptions } from './admin-server.js';
-import { EventFeed } from './events.js';
+import { EventFeed, healthEventSource, mergeSources } from './events.js';
 import { LatencyHistograms } from './latency.js';
 
 export function parseTestConfig(yaml: string): CorralConfig {
@@ -58,6 +58,7 @@ export async function startAdminFarm(yaml: string, opts: AdminFarmOptions = {}):
   const node = await CorralNode.start({ config: parseTestConfig(yaml), log });
   const adminNode = nodeAdapter(node, opts.adapter);
   const feed = new EventFeed();
+  const events = mergeSources(feed, healthEventSource(node.healthBus));
   const latency = new LatencyHistograms();
   const config: AdminConfig = { listen: { host: '127.0.0.1', port: 0 }, ...(opts.auth !== undefined ? { auth: opts.auth } : {}) };
   let admin: AdminServer;
@@ -66,7 +67,7 @@ export async function startAdminFarm(yaml: string, opts: AdminFarmOptions = {}):
       config,
       node: adminNode,
       log,
-      events: feed,
+      events,
       latency,
       processMetrics: false,
       ...(opts.stateFile !== undefined ? { stateFile: opts.stateFile } : {}),
