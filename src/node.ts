@@ -203,7 +203,13 @@ export class CorralNode {
   static async start(opts: NodeOptions): Promise<CorralNode> {
     const node = new CorralNode(opts);
     // First checks complete before traffic is taken, so no request meets a server never checked.
-    await node.startHealth(node.gen, null);
+    // Health timers are unref'd and nothing listens yet: hold the process open meanwhile.
+    const hold = setInterval(() => {}, 1 << 30);
+    try {
+      await node.startHealth(node.gen, null);
+    } finally {
+      clearInterval(hold);
+    }
     try {
       for (const [name, fe] of node.gen.frontends) await node.openListener(fe.config, fe, node.gen.certs.get(name));
     } catch (err) {

@@ -13,8 +13,6 @@ import type { BackendView, PickRequest, Scheduler } from '../scheduling/index.js
 import { RuntimeServer, SharedServerState } from './server.js';
 import type { UpstreamConnection } from './server.js';
 
-/** Idle pooled connections older than this are closed. */
-const POOL_IDLE_TIMEOUT_MS = 30_000;
 /**
  * Requests that cannot be replayed (non-idempotent or with an unretained
  * body) only reuse a connection idle for less than this: servers close idle
@@ -280,7 +278,8 @@ export class RuntimeBackend implements BackendView {
       conn.socket.destroy();
       return;
     }
-    conn.socket.setTimeout(POOL_IDLE_TIMEOUT_MS);
+    // The socket keeps its `timeouts.server` inactivity timer: an idle pooled
+    // connection is closed after that long (re-arming a timer per request costs more).
     server.idle.push(conn);
   }
 

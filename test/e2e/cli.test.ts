@@ -61,7 +61,8 @@ describe('corral start', () => {
     });
     const file = tempFile(
       'corral.yaml',
-      `workers: 1\nfrontends:\n  - { name: web, listen: 127.0.0.1:0, backend: app }\nbackends:\n  - name: app\n    servers: [{ name: s, address: 127.0.0.1:${up.port} }]\n`,
+      // Active checks: the node must wait for their first round before listening, and stay alive while it does.
+      `workers: 1\nfrontends:\n  - { name: web, listen: 127.0.0.1:0, backend: app }\nbackends:\n  - name: app\n    health: { type: tcp, interval: 2s }\n    servers: [{ name: s, address: 127.0.0.1:${up.port} }]\n`,
     );
     const corral = runCorral(['start', '-c', file]);
     try {

@@ -317,7 +317,7 @@ export class ClientConnection {
       return;
     }
     this.phase = ClientPhase.Head;
-    this.socket.setTimeout(this.buf === null ? this.frontend.config.timeouts.idle : this.frontend.config.timeouts.headers);
+    setTimeoutIfChanged(this.socket, this.buf === null ? this.frontend.config.timeouts.idle : this.frontend.config.timeouts.headers);
     if (this.buf !== null) this.parse();
     if (this.phase === ClientPhase.Head) this.socket.resume();
   }
@@ -446,7 +446,7 @@ class Exchange implements UpstreamOwner {
     }
     if (this.wantsBody) this.client.socket.pause();
     this.outHead = this.buildRequestHead(backend);
-    this.client.socket.setTimeout(backend.config.timeouts.client);
+    setTimeoutIfChanged(this.client.socket, backend.config.timeouts.client);
     this.dispatch();
   }
 
@@ -545,8 +545,6 @@ class Exchange implements UpstreamOwner {
   private onConnect(conn: UpstreamConnection): void {
     this.conn = conn;
     conn.owner = this;
-    const backend = this.backend as RuntimeBackend;
-    if (conn.uses > 0) conn.socket.setTimeout(backend.config.timeouts.server);
     const socket = conn.socket;
     if ((this.sent === null || this.sent.length === 0) && this.pending.length === 0) {
       socket.write(this.outHead, 'latin1');
@@ -1219,6 +1217,11 @@ class Exchange implements UpstreamOwner {
     }
     return out + CRLF;
   }
+}
+
+/** Re-arms a socket's inactivity timer only when the duration changes (each change re-links a timer list). */
+function setTimeoutIfChanged(socket: Socket, ms: number): void {
+  if (socket.timeout !== ms) socket.setTimeout(ms);
 }
 
 function round(ms: number): number {
