@@ -31,14 +31,17 @@ export interface Change<T> {
 /**
  * The node as the admin role sees it. Changes throw `AdminError`
  * (`CORRAL_ERR_ADMIN_NOT_FOUND`) for an unknown backend or server.
+ *
+ * Reads may be asynchronous (a supervisor gathers its workers' counters);
+ * changes are synchronous (the state they record is the caller's own).
  */
 export interface AdminNode {
   readonly name: string;
   role(): Role;
   /** A snapshot of every frontend, backend and server (cheap: reads counters). */
-  status(): StatusResponse;
+  status(): StatusResponse | Promise<StatusResponse>;
   /** One server's status. */
-  server(backend: string, server: string): ServerStatus;
+  server(backend: string, server: string): ServerStatus | Promise<ServerStatus>;
   /** The running configuration (unmasked: mask before showing it). */
   config(): CorralConfig;
   /** Sets a server's administrative state; takes effect for the next request. */
@@ -53,6 +56,12 @@ export interface AdminNode {
    * re-applied there are never missed by a request). Returns an unsubscribe.
    */
   onReload(listener: (generation: number) => void): () => void;
+}
+
+/** An `AdminNode` over a node in this process: reads are synchronous. */
+export interface LocalAdminNode extends AdminNode {
+  status(): StatusResponse;
+  server(backend: string, server: string): ServerStatus;
 }
 
 /** What the health role reports for a server (the shape of `HealthMonitor.status()`). */
@@ -112,7 +121,7 @@ function iso(ms: number | undefined): string | null {
  * const adminNode = nodeAdapter(node, { health: (b, s) => monitor.status(b, s) });
  * await startAdmin({ config, node: adminNode, log, events });
  */
-export function nodeAdapter(node: CorralNode, opts: NodeAdapterOptions = {}): AdminNode {
+export function nodeAdapter(node: CorralNode, opts: NodeAdapterOptions = {}): LocalAdminNode {
   const startedAt = new Date().toISOString();
   /** Runtime weights by server object: a reload builds new servers, which start from the config again. */
   const runtimeWeights = new WeakMap<RuntimeServer, number>();

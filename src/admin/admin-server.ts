@@ -158,16 +158,16 @@ export async function startAdmin(opts: AdminServerOptions): Promise<AdminServer>
   const streams = new Set<ServerResponse>();
 
   const change = async (req: IncomingMessage, res: ServerResponse, actor: string, backend: string, server: string, kind: 'state' | 'weight'): Promise<void> => {
-    node.server(backend, server); // 404 before anything else
+    await node.server(backend, server); // 404 before anything else
     assertSameOrigin(req);
     const body = await readJsonObject(req);
     const value = kind === 'state' ? parseStateBody(body) : parseWeightBody(body);
     await serialized(async () => {
-      const before = node.server(backend, server);
+      const before = await node.server(backend, server);
       const configWeight = node.configWeight(backend, server);
       await state.update(backend, server, kind === 'state' ? { admin: value as AdminState, configWeight } : { weight: value as number, configWeight }, actor);
       const ch = kind === 'state' ? node.setServerState(backend, server, value as AdminState) : node.setServerWeight(backend, server, value as number);
-      const after = node.server(backend, server);
+      const after = await node.server(backend, server);
       const remote = req.socket.remoteAddress;
       if (ch.changed) {
         log.info({ actor, remote, backend, server, action: kind, from: ch.from, to: ch.to }, `admin: ${actor} set ${backend}/${server} ${kind} ${String(ch.to)} (was ${String(ch.from)})`);
@@ -230,21 +230,21 @@ export async function startAdmin(opts: AdminServerOptions): Promise<AdminServer>
   const get = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> => {
     switch (url.pathname) {
       case '/':
-        sendHtml(res, renderConsolePage(node.status()));
+        sendHtml(res, renderConsolePage(await node.status()));
         return true;
       case '/console.js':
         send(res, 200, 'text/javascript; charset=utf-8', CONSOLE_JS);
         return true;
       case '/stats': {
         const r = Number(url.searchParams.get('refresh') ?? opts.statsRefresh ?? 5);
-        sendHtml(res, renderStatsPage(node.status(), { refresh: Number.isFinite(r) && r >= 0 ? Math.min(r, 3600) : 5 }));
+        sendHtml(res, renderStatsPage(await node.status(), { refresh: Number.isFinite(r) && r >= 0 ? Math.min(r, 3600) : 5 }));
         return true;
       }
       case '/metrics':
         send(res, 200, metrics.contentType, await metrics.scrape());
         return true;
       case '/api/v1/status':
-        sendJson(res, 200, node.status());
+        sendJson(res, 200, await node.status());
         return true;
       case '/api/v1/config':
         sendJson(res, 200, maskSecrets(node.config()));

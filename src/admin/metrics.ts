@@ -69,9 +69,10 @@ class SnapshotHistogram {
 
 export function createMetrics(opts: MetricsOptions): Metrics {
   const registry = new Registry();
+  /** The snapshot of the scrape in progress (set only while the collectors run). */
   let snap: StatusResponse | null = null;
   const current = (): StatusResponse => {
-    if (snap === null) snap = opts.node.status();
+    if (snap === null) throw new Error('metrics collected outside a scrape');
     return snap;
   };
 
@@ -182,13 +183,13 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   return {
     contentType: registry.contentType,
     async scrape() {
-      // One snapshot for the whole exposition: every collector runs synchronously inside metrics().
-      snap = opts.node.status();
-      try {
-        return await registry.metrics();
-      } finally {
-        snap = null;
-      }
+      const s = await opts.node.status();
+      // One snapshot for the whole exposition: every collector runs synchronously inside metrics(),
+      // before it returns its promise, so concurrent scrapes cannot mix snapshots.
+      snap = s;
+      const text = registry.metrics();
+      snap = null;
+      return text;
     },
   };
 }

@@ -14,7 +14,7 @@ import { silentLogger } from '../log.js';
 import type { Logger } from '../log.js';
 import { CorralNode } from '../node.js';
 import { nodeAdapter } from './admin-node.js';
-import type { AdminNode, NodeAdapterOptions } from './admin-node.js';
+import type { LocalAdminNode, NodeAdapterOptions } from './admin-node.js';
 import { startAdmin } from './admin-server.js';
 import type { AdminServer, AdminServerOptions } from './admin-server.js';
 import { EventFeed, healthEventSource, mergeSources } from './events.js';
@@ -33,7 +33,7 @@ export function tempDir(): string {
 
 export interface AdminFarm {
   readonly node: CorralNode;
-  readonly adminNode: AdminNode;
+  readonly adminNode: LocalAdminNode;
   readonly admin: AdminServer;
   readonly feed: EventFeed;
   readonly latency: LatencyHistograms;
