@@ -14,7 +14,11 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const ENV = { CORRAL_ADMIN_PASSWORD: 's3cret', CORRAL_CLUSTER_KEY: 'cluster-key' };
 
-/** The example of docs/ARCHITECTURE.md, plus the `api` backend its route names. */
+/**
+ * The example of docs/ARCHITECTURE.md, plus the `api` backend its route names,
+ * and with `sendProxy` moved from `app` (used by an http frontend only) to the
+ * backend of a `mode: tcp` frontend, where it applies.
+ */
 const EXAMPLE = `
 node: { name: lb1 }                      # default: hostname
 workers: auto                            # processes sharing the listeners: auto = one per core, or a number
@@ -33,13 +37,16 @@ frontends:
     acceptProxy: false                   # accept PROXY protocol v1/v2 from a trusted outer balancer
     maxConn: 10000                       # open client connections; beyond: refused, logged
     timeouts: { headers: 10s, idle: 60s }
+  - name: db
+    listen: 0.0.0.0:5433
+    mode: tcp
+    backend: pg
 backends:
   - name: app
     balance: roundrobin                  # roundrobin | leastconn | source | hash | lblc | random | first
     hashOn: { header: X-User }           # for balance: hash (header | cookie | path | query)
     sticky: { cookie: SERVERID }         # or { source: true, timeout: 30m }; cookie is signed
     allBackups: false                    # true: spread over all backups, not just the first
-    sendProxy: v2                        # optional PROXY protocol towards servers (tcp mode)
     forwardFor: true                     # X-Forwarded-For/-Proto/-Host and Forwarded
     serverHeader: X-Server               # names the server that answered (off when absent)
     retries: 3                           # connect failures, redispatched to another server
@@ -65,6 +72,10 @@ backends:
   - name: api
     servers:
       - { name: api1, address: "[::1]:9101", maxConn: 50 }
+  - name: pg
+    sendProxy: v2                        # optional PROXY protocol towards servers (tcp mode)
+    servers:
+      - { name: pg1, address: 127.0.0.1:5432 }
 statusFiles: [./server-status.json]      # rewritten atomically on every server state change (seed 001)
 sessions:
   store: memory                          # memory | peer | redis
@@ -162,7 +173,9 @@ describe('parseConfig: the architecture example', () => {
     assert.equal(app.balance, 'roundrobin');
     assert.deepEqual(app.hashOn, { kind: 'header', name: 'X-User' });
     assert.deepEqual(app.sticky, { cookie: 'SERVERID', source: false, timeout: 1_800_000 });
-    assert.equal(app.sendProxy, 'v2');
+    assert.equal(app.sendProxy, undefined);
+    assert.equal(config.frontends[1]?.mode, 'tcp');
+    assert.equal(config.backends[2]?.sendProxy, 'v2');
     assert.equal(app.forwardFor, true);
     assert.equal(app.serverHeader, 'X-Server');
     assert.deepEqual(app.timeouts, { connect: 5_000, server: 50_000, client: 50_000, queue: 5_000 });
@@ -535,6 +548,102 @@ sessions: { listen: localhost:9010 }
     expectProblem(text, 'name: web', 'frontends[0]: frontend "web" needs a backend, routes, or both');
     // Routes alone are enough.
     parse(BASE.replace('    backend: app', '    routes: [{ host: a.example.com, backend: app }]'));
+  });
+
+  it('rejects sendProxy where the architecture example puts it: on a backend used by http frontends only', () => {
+    const text = EXAMPLE.replace('    forwardFor: true  ', '    sendProxy: v2\n    forwardFor: true  ').replace('    sendProxy: v2   ', '    retries: 1      ');
+    assert.deepEqual(problems(text), [
+      `${positionOf(text, 'sendProxy')} backends[0].sendProxy: applies to TCP mode only, but backend "app" is used only by http frontend "web"`,
+    ]);
+  });
+
+  it('requires a backend on a mode tcp frontend, and rejects routes and trustedProxies there', () => {
+    const text = `frontends:
+  - name: raw
+    listen: 127.0.0.1:0
+    mode: tcp
+    routes: [{ pathPrefix: /v1, backend: app }]
+    trustedProxies: [10.0.0.0/8]
+backends:
+  - name: app
+    servers:
+      - { name: a1, address: 127.0.0.1:9001 }
+`;
+    assert.deepEqual(problems(text), [
+      `${positionOf(text, 'name: raw')} frontends[0]: frontend "raw" is mode tcp and needs a backend`,
+      `${positionOf(text, 'routes')} frontends[0].routes: has no effect in mode tcp (there are no requests to route; every connection goes to backend)`,
+      `${positionOf(text, 'trustedProxies')} frontends[0].trustedProxies: has no effect in mode tcp (there is no X-Forwarded-For; an outer balancer passes the client address with acceptProxy)`,
+    ]);
+    // Empty lists ask for nothing; with a backend the frontend is valid.
+    parse(text.replace('    routes: [{ pathPrefix: /v1, backend: app }]\n    trustedProxies: [10.0.0.0/8]', '    backend: app\n    routes: []\n    trustedProxies: []'));
+  });
+
+  it('rejects HTTP-only keys and balance hash on a backend a tcp frontend uses, naming each key', () => {
+    const text = `frontends:
+  - { name: raw, listen: 127.0.0.1:0, mode: tcp, backend: app }
+  - { name: raw2, listen: 127.0.0.1:0, mode: tcp, backend: app }
+backends:
+  - name: app
+    balance: hash
+    hashOn: { header: X-User }
+    sticky: { cookie: SRV, source: true }
+    forwardFor: true
+    serverHeader: X-Server
+    servers:
+      - { name: a1, address: 127.0.0.1:9001 }
+`;
+    const why = 'backend "app" is used by tcp frontends "raw", "raw2"';
+    assert.deepEqual(problems(text), [
+      `${positionOf(text, 'hash\n')} backends[0].balance: hash needs HTTP requests to hash, but ${why} (use source to hash the client address)`,
+      `${positionOf(text, 'hashOn')} backends[0].hashOn: applies to HTTP mode only, but ${why}`,
+      `${positionOf(text, 'cookie')} backends[0].sticky.cookie: applies to HTTP mode only, but ${why} (use sticky.source)`,
+      `${positionOf(text, 'forwardFor')} backends[0].forwardFor: applies to HTTP mode only, but ${why} (use sendProxy to pass the client address)`,
+      `${positionOf(text, 'serverHeader')} backends[0].serverHeader: applies to HTTP mode only, but ${why}`,
+    ]);
+    // balance hash alone is one problem, not also "needs hashOn".
+    const bare = text.replace(/ {4}hashOn.*\n {4}sticky.*\n {4}forwardFor.*\n {4}serverHeader.*\n/, '');
+    assert.deepEqual(problems(bare), [
+      `${positionOf(bare, 'hash\n')} backends[0].balance: hash needs HTTP requests to hash, but ${why} (use source to hash the client address)`,
+    ]);
+    // forwardFor: false is the default, source stickiness and sendProxy are what TCP mode offers.
+    parse(bare.replace('    balance: hash\n', '    balance: source\n    forwardFor: false\n    sticky: { source: true }\n    sendProxy: v1\n'));
+  });
+
+  it('applies the TCP rules to a backend shared by tcp and http frontends, and only to the first of duplicates', () => {
+    const text = `frontends:
+  - { name: web, listen: 127.0.0.1:0, backend: app }
+  - { name: raw, listen: 127.0.0.1:0, mode: tcp, backend: app }
+backends:
+  - name: app
+    serverHeader: X-Server
+    sendProxy: v2
+    servers:
+      - { name: a1, address: 127.0.0.1:9001 }
+  - name: app
+    forwardFor: true
+    servers:
+      - { name: a1, address: 127.0.0.1:9001 }
+`;
+    assert.deepEqual(problems(text), [
+      `${positionOf(text, 'serverHeader')} backends[0].serverHeader: applies to HTTP mode only, but backend "app" is used by tcp frontend "raw"`,
+      `${positionOf(text, 'app', 3)} backends[1].name: duplicate backend name "app" (first defined at line 5)`,
+    ]);
+  });
+
+  it('counts route backends for http frontends only, and leaves unused backends alone', () => {
+    const text = `frontends:
+  - { name: web, listen: 127.0.0.1:0, routes: [{ pathPrefix: /x, backend: x }] }
+  - { name: raw, listen: 127.0.0.1:0, mode: tcp, backend: app, routes: [{ pathPrefix: /y, backend: y }] }
+backends:
+  - { name: app, servers: [{ name: a1, address: 127.0.0.1:9001 }] }
+  - { name: x, sendProxy: v1, servers: [{ name: a1, address: 127.0.0.1:9001 }] }
+  - { name: y, forwardFor: true, sendProxy: v1, servers: [{ name: a1, address: 127.0.0.1:9001 }] }
+  - { name: spare, forwardFor: true, sendProxy: v1, balance: hash, hashOn: { path: true }, servers: [{ name: a1, address: 127.0.0.1:9001 }] }
+`;
+    assert.deepEqual(problems(text), [
+      `${positionOf(text, 'routes', 1)} frontends[1].routes: has no effect in mode tcp (there are no requests to route; every connection goes to backend)`,
+      `${positionOf(text, 'sendProxy')} backends[1].sendProxy: applies to TCP mode only, but backend "x" is used only by http frontend "web"`,
+    ]);
   });
 
   it('reports track references to missing backends or servers, to itself, and loops', () => {

@@ -49,16 +49,18 @@ export function checkRelations(root: unknown, lineOf: (path: ConfigPath) => numb
 
   // First definition wins for lookups; a duplicate is reported above.
   const serversByBackend = new Map<string, Set<string>>();
+  const usage = backendUsage(frontends);
   backends.forEach((backend, i) => {
     const path = ['backends', i];
     const servers = field(backend, 'servers');
     duplicateNames('server', items(servers), [...path, 'servers'], lineOf, out);
     const name = nameOf(backend);
-    if (name !== undefined && !serversByBackend.has(name)) {
+    const first = name !== undefined && !serversByBackend.has(name);
+    if (first) {
       const names = items(servers).map(nameOf).filter((n): n is string => n !== undefined);
       serversByBackend.set(name, new Set(names));
     }
-    checkBackend(backend, path, out);
+    checkBackend(backend, path, first ? usage.get(name) : undefined, out);
   });
 
   frontends.forEach((frontend, i) => checkFrontend(frontend, ['frontends', i], serversByBackend, out));
@@ -108,18 +110,85 @@ function checkFrontend(
   items(frontend.routes).forEach((route, j) => refer(field(route, 'backend'), [...path, 'routes', j, 'backend']));
 
   const routes = frontend.routes;
-  if (frontend.backend === undefined && (routes === undefined || (Array.isArray(routes) && routes.length === 0))) {
-    const label = nameOf(frontend) === undefined ? 'a frontend' : `frontend "${nameOf(frontend)}"`;
+  const label = nameOf(frontend) === undefined ? 'a frontend' : `frontend "${nameOf(frontend)}"`;
+  if (modeOf(frontend) === 'tcp') {
+    // TCP mode forwards bytes: one backend, nothing read from requests.
+    if (frontend.backend === undefined) out.push({ path, message: `${label} is mode tcp and needs a backend` });
+    if (present(routes)) {
+      out.push({ path: [...path, 'routes'], at: 'key', message: 'has no effect in mode tcp (there are no requests to route; every connection goes to backend)' });
+    }
+    if (present(frontend.trustedProxies)) {
+      out.push({
+        path: [...path, 'trustedProxies'],
+        at: 'key',
+        message: 'has no effect in mode tcp (there is no X-Forwarded-For; an outer balancer passes the client address with acceptProxy)',
+      });
+    }
+    return;
+  }
+  if (frontend.backend === undefined && !present(routes)) {
     out.push({ path, message: `${label} needs a backend, routes, or both` });
   }
 }
 
-function checkBackend(backend: unknown, path: ConfigPath, out: Finding[]): void {
+/** Set to something other than an empty list. */
+const present = (value: unknown): boolean => value !== undefined && !(Array.isArray(value) && value.length === 0);
+
+/** A frontend's mode; undefined when the value is invalid (the schema reports it). */
+const modeOf = (frontend: unknown): 'http' | 'tcp' | undefined => {
+  const mode = field(frontend, 'mode');
+  return mode === undefined ? 'http' : tryRead(readEnum(['http', 'tcp'] as const), mode);
+};
+
+/** The frontends that send traffic to a backend, by mode. */
+interface Usage {
+  readonly tcp: string[];
+  readonly http: string[];
+}
+
+/**
+ * Which frontends use each backend name: a tcp frontend through `backend`
+ * (its routes do not apply), an http frontend through `backend` and routes.
+ */
+function backendUsage(frontends: readonly unknown[]): Map<string, Usage> {
+  const usage = new Map<string, Usage>();
+  const add = (backend: unknown, mode: 'http' | 'tcp', frontend: string): void => {
+    const name = tryRead(readName, backend);
+    if (name === undefined) return;
+    let u = usage.get(name);
+    if (u === undefined) usage.set(name, (u = { tcp: [], http: [] }));
+    if (!u[mode].includes(frontend)) u[mode].push(frontend);
+  };
+  frontends.forEach((frontend, i) => {
+    const mode = modeOf(frontend);
+    if (mode === undefined) return;
+    const label = nameOf(frontend) ?? `frontends[${i}]`;
+    add(field(frontend, 'backend'), mode, label);
+    if (mode === 'http') items(field(frontend, 'routes')).forEach((route) => add(field(route, 'backend'), mode, label));
+  });
+  return usage;
+}
+
+/** `tcp frontend "a"` or `tcp frontends "a", "b"`. */
+function frontendList(mode: string, names: readonly string[]): string {
+  return `${mode} frontend${names.length === 1 ? '' : 's'} ${names.map((n) => `"${n}"`).join(', ')}`;
+}
+
+function checkBackend(backend: unknown, path: ConfigPath, usage: Usage | undefined, out: Finding[]): void {
   if (!isObj(backend)) return;
   const label = nameOf(backend) === undefined ? 'backend' : `backend "${nameOf(backend)}"`;
+  const tcp = usage !== undefined && usage.tcp.length > 0;
 
-  if (backend.balance === 'hash' && backend.hashOn === undefined) {
+  if (tcp) checkTcpBackend(backend, path, label, (usage as Usage).tcp, out);
+  else if (backend.balance === 'hash' && backend.hashOn === undefined) {
     out.push({ path: [...path, 'balance'], message: 'hash needs hashOn (one of header, cookie, path, query)' });
+  }
+  if (!tcp && usage !== undefined && usage.http.length > 0 && backend.sendProxy !== undefined) {
+    out.push({
+      path: [...path, 'sendProxy'],
+      at: 'key',
+      message: `applies to TCP mode only, but ${label} is used only by ${frontendList('http', usage.http)}`,
+    });
   }
   const hashOn = backend.hashOn;
   if (isObj(hashOn)) {
@@ -142,6 +211,26 @@ function checkBackend(backend: unknown, path: ConfigPath, out: Finding[]): void 
   }
 
   checkHealth(backend.health, [...path, 'health'], out);
+}
+
+/** A backend that a mode tcp frontend sends connections to: nothing that needs an HTTP request. */
+function checkTcpBackend(backend: Obj, path: ConfigPath, label: string, users: readonly string[], out: Finding[]): void {
+  const why = `${label} is used by ${frontendList('tcp', users)}`;
+  if (backend.balance === 'hash') {
+    out.push({ path: [...path, 'balance'], message: `hash needs HTTP requests to hash, but ${why} (use source to hash the client address)` });
+  }
+  // The key is named by the path the message is printed after: `backends[1].hashOn: applies to ...`.
+  const httpOnly = (key: ConfigPath, hint = ''): void => {
+    out.push({ path: [...path, ...key], at: 'key', message: `applies to HTTP mode only, but ${why}${hint}` });
+  };
+  if (backend.hashOn !== undefined) httpOnly(['hashOn']);
+  const sticky = backend.sticky;
+  if (isObj(sticky) && sticky.cookie !== undefined) httpOnly(['sticky', 'cookie'], ' (use sticky.source)');
+  // `forwardFor: false` is the default and asks for nothing.
+  if (backend.forwardFor !== undefined && tryRead(readBool, backend.forwardFor) !== false) {
+    httpOnly(['forwardFor'], ' (use sendProxy to pass the client address)');
+  }
+  if (backend.serverHeader !== undefined) httpOnly(['serverHeader']);
 }
 
 function checkHealth(health: unknown, path: ConfigPath, out: Finding[]): void {
