@@ -1,0 +1,8 @@
+/**
+ * Corral's session-state service (`corral/sessions`): the store contract and
+ * its `memory`, `peer` and `redis` implementations.
+ */
+export type * from './types.js';
+export { SessionError, SESSION_ERROR_CODES, type SessionErrorCode } from './errors.js';
+export { MemoryStore, type MemoryStoreOptions } from './memory-store.js';
+export { RedisStore, type RedisStoreOptions } from './redis-store.js';
