@@ -309,6 +309,14 @@ describe('admin authentication', () => {
     assert.equal(cfg.admin.auth.password, '***');
   });
 
+  it('fails with CORRAL_ERR_ADMIN_LISTEN when the address is taken', async () => {
+    const port = Number(new URL(farm.url).port);
+    await assert.rejects(
+      startAdmin({ config: { listen: { host: '127.0.0.1', port } }, node: farm.adminNode, log: silentLogger(), events: noEvents }),
+      (err: unknown) => err instanceof AdminError && err.code === 'CORRAL_ERR_ADMIN_LISTEN' && err.message.includes(`127.0.0.1:${port}`),
+    );
+  });
+
   it('refuses to start on a non-loopback address without auth, with a clear message', async () => {
     await assert.rejects(
       startAdmin({

@@ -348,7 +348,7 @@ export async function startAdmin(opts: AdminServerOptions): Promise<AdminServer>
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
-  log.info({ address: `${host}:${address.port}`, auth: config.auth === undefined ? 'none (loopback)' : 'token' in config.auth ? 'bearer' : 'basic', stateFile: state.file }, 'admin listening');
+  log.info({ address: `${host}:${address.port}`, authScheme: config.auth === undefined ? 'none (loopback)' : 'token' in config.auth ? 'bearer' : 'basic', stateFile: state.file }, 'admin listening');
 
   return {
     address,

@@ -248,7 +248,7 @@ describe('corral operator commands', () => {
   it('snapshot with the admin API down still bundles the config file, with a warning', async () => {
     const dir = tempDir();
     const configFile = join(dir, 'corral.yaml');
-    writeFileSync(configFile, 'admin: { listen: 127.0.0.1:9010, auth: { token: t0ps3cret } }\n');
+    writeFileSync(configFile, 'node: { name: offline }\nadmin: { listen: 127.0.0.1:9010, auth: { token: t0ps3cret } }\n');
     const out = join(dir, 'b.tar.gz');
     const r = await corral(['snapshot', '-o', out, '-c', configFile, '--admin', `127.0.0.1:${await refusedPort()}`]);
     assert.equal(r.code, 0, r.stderr);
@@ -256,6 +256,7 @@ describe('corral operator commands', () => {
     const entries = untar(gunzipSync(readFileSync(out)));
     assert.ok(!entries.some((e) => e.data.includes('t0ps3cret')));
     assert.ok(entries.some((e) => e.name.endsWith('/corral.yaml')));
+    assert.match(entries[0]?.name as string, /^corral-snapshot-offline-/);
     const none = await corral(['snapshot', '-o', join(dir, 'c.tar.gz'), '--admin', `127.0.0.1:${await refusedPort()}`]);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /^corral: snapshot: nothing could be collected: status: cannot reach/);

@@ -92,7 +92,15 @@ export async function collectSnapshot(client: AdminClient | null, configFile: st
     }
   }
   if (configFile !== undefined) {
-    await attempt(`config file ${configFile}`, async () => files.push({ name: 'corral.yaml', data: maskYaml(await readFile(configFile, 'utf8')) }));
+    await attempt(`config file ${configFile}`, async () => {
+      const text = await readFile(configFile, 'utf8');
+      files.push({ name: 'corral.yaml', data: maskYaml(text) });
+      if (node === 'unknown') {
+        // The admin API did not answer: name the bundle after the config's node.
+        const name = (parseDocument(text).toJS() as { node?: { name?: unknown } } | null)?.node?.name;
+        if (typeof name === 'string' && name !== '') node = name;
+      }
+    });
   }
 
   const dir = `corral-snapshot-${node.replace(/[^A-Za-z0-9._-]/g, '_')}-${compactTime(now)}`;
