@@ -6,3 +6,7 @@ export type * from './types.js';
 export { SessionError, SESSION_ERROR_CODES, type SessionErrorCode } from './errors.js';
 export { MemoryStore, type MemoryStoreOptions } from './memory-store.js';
 export { RedisStore, type RedisStoreOptions } from './redis-store.js';
+export { PeerClient, type PeerClientOptions, type PeerAddress } from './peer-client.js';
+export { PeerNode, type PeerNodeOptions, findSelf } from './peer-node.js';
+export { type Membership } from './membership.js';
+export { HashRing } from './ring.js';

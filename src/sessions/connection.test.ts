@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { describe, it } from 'node:test';
+import { SecureConnection } from './connection.js';
+import { SessionError } from './errors.js';
+import { PeerClient } from './peer-client.js';
+import { PeerNode } from './peer-node.js';
+import { startCluster, TEST_KEY, until } from './testing.js';
+import { msg, T } from './wire.js';
+
+async function oneNode(): Promise<{ node: PeerNode; id: string; host: string; port: number; close(): Promise<void> }> {
+  const cluster = await startCluster(1, { replicas: 1 });
+  const node = cluster.nodes[0] as PeerNode;
+  const id = cluster.ids[0] as string;
+  const port = Number(id.split(':')[1]);
+  return { node, id, host: '127.0.0.1', port, close: () => cluster.close() };
+}
+
+const opts = { key: TEST_KEY, id: 'test-client', role: 'client' as const };
+
+/** Records every byte a connection writes. */
+function tap(conn: SecureConnection): Buffer[] {
+  const seen: Buffer[] = [];
+  const write = conn.socket.write.bind(conn.socket) as (b: Buffer) => boolean;
+  conn.socket.write = ((b: Buffer) => {
+    seen.push(Buffer.from(b));
+    return write(b);
+  }) as typeof conn.socket.write;
+  return seen;
+}
+
+describe('peer connection security', () => {
+  it('a peer without the key fails the handshake and is counted; others are unaffected', async () => {
+    const n = await oneNode();
+    try {
+      await assert.rejects(SecureConnection.connect(n.host, n.port, { ...opts, key: 'wrong key' }), (e: unknown) => e instanceof SessionError && e.code === 'CORRAL_ERR_SESSION_AUTH');
+      const c = new PeerClient({ peers: [n.id], key: 'wrong key', replicas: 1, connectTimeout: 800 });
+      await assert.rejects(c.get('x'), (e: unknown) => e instanceof SessionError && e.code === 'CORRAL_ERR_SESSION_AUTH');
+      await c.close();
+      const good = new PeerClient({ peers: [n.id], key: TEST_KEY, replicas: 1 });
+      await good.set('x', 'v');
+      assert.equal((await good.get('x'))?.value, 'v');
+      await good.close();
+    } finally {
+      await n.close();
+    }
+  });
+
+  it('a node with the wrong key never joins or serves the cluster', async () => {
+    const cluster = await startCluster(2);
+    const intruder = new PeerNode({ listen: { host: '127.0.0.1', port: 0 }, key: 'not the key', heartbeatInterval: 100, joinTimeout: 500 });
+    try {
+      const { port } = await intruder.listen();
+      const me = `127.0.0.1:${port}`;
+      await intruder.start([...cluster.ids, me], me);
+      const c = cluster.client();
+      await until(() => cluster.ids.every((id) => c.membership.isLive(id)), 3000, 'peers live');
+      await c.set('secret', 'v');
+      assert.equal(intruder.stats().sessions, 0);
+      assert.ok(intruder.stats().members?.filter((m) => m.live).length === 1);
+      for (const node of cluster.nodes) {
+        assert.notEqual(node.stats().members?.find((m) => m.id === me)?.live, true);
+        await until(() => node.stats().security.authFailures >= 1, 3000, 'refused handshake counted');
+      }
+    } finally {
+      await intruder.close();
+      await cluster.close();
+    }
+  });
+
+  it('values never cross the wire in clear', async () => {
+    const n = await oneNode();
+    try {
+      const conn = await SecureConnection.connect(n.host, n.port, opts);
+      const seen = tap(conn);
+      await conn.request(msg(T.SET, { k: 'sid', v: 'PLAINTEXT-SECRET-VALUE' }), 2000);
+      assert.ok(seen.length > 0);
+      assert.ok(!Buffer.concat(seen).includes('PLAINTEXT-SECRET-VALUE'));
+      assert.ok(!Buffer.concat(seen).includes('sid'));
+      conn.close();
+    } finally {
+      await n.close();
+    }
+  });
+
+  for (const [name, mangle] of [
+    ['a tampered frame', (frame: Buffer) => ((frame[frame.length - 20] as number) ^= 1, frame)],
+    ['a replayed frame', (frame: Buffer) => frame],
+    ['an oversized length', () => Buffer.from([0xff, 0xff, 0xff, 0x00, 1, 2, 3])],
+  ] as const) {
+    it(`${name} closes that connection only`, async () => {
+      const n = await oneNode();
+      try {
+        const other = await SecureConnection.connect(n.host, n.port, opts);
+        const conn = await SecureConnection.connect(n.host, n.port, opts);
+        const seen = tap(conn);
+        await conn.request(msg(T.SET, { k: 'a', v: '1' }), 2000);
+        const frame = Buffer.concat(seen);
+        const closed = once(conn, 'close');
+        const pending = conn.request(msg(T.GET, { k: 'a' }), 2000).catch((e: unknown) => e);
+        // the GET is queued for the next tick; the forged bytes go first
+        conn.socket.write(mangle(Buffer.from(frame)));
+        await closed;
+        const err = await pending;
+        assert.ok(err instanceof SessionError);
+        await until(() => n.node.stats().security.protocolErrors === 1, 2000, 'protocol error counted');
+        const r = await other.request(msg(T.GET, { k: 'a' }), 2000);
+        assert.equal(r.v, '1');
+        other.close();
+      } finally {
+        await n.close();
+      }
+    });
+  }
+
+  it('garbage instead of a handshake is dropped without harm', async () => {
+    const n = await oneNode();
+    try {
+      const s = connect(n.port, n.host);
+      await once(s, 'connect');
+      s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n' + 'x'.repeat(100));
+      await once(s, 'close');
+      const c = await SecureConnection.connect(n.host, n.port, opts);
+      assert.equal((await c.request(msg(T.GET, { k: 'zz' }), 2000)).t, T.R_GET);
+      c.close();
+    } finally {
+      await n.close();
+    }
+  });
+
+  it('a silent server fails the handshake within its bound', async () => {
+    const { createServer } = await import('node:net');
+    const srv = createServer(() => {}).listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    const port = (srv.address() as { port: number }).port;
+    const t0 = Date.now();
+    await assert.rejects(SecureConnection.connect('127.0.0.1', port, { ...opts, handshakeTimeout: 300 }), (e: unknown) => e instanceof SessionError && e.code === 'CORRAL_ERR_SESSION_TIMEOUT');
+    assert.ok(Date.now() - t0 < 1500);
+    srv.close();
+  });
+});

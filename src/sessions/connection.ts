@@ -1,0 +1,412 @@
+/**
+ * An authenticated, encrypted connection between session peers (or a client
+ * and a peer), over TCP.
+ *
+ * Handshake (both sides prove they hold `cluster.key`; nonces both ways make
+ * every connection's keys fresh):
+ *
+ *   C → S  "CRS1" role u8  nonceC[32]  idLen u16 id
+ *   S → C  "CRS1"          nonceS[32]  HMAC(auth, "S" nonceC nonceS idS idC)[32]  idLen u16 idS
+ *   C → S                  HMAC(auth, "C" nonceC nonceS idC idS)[32]
+ *
+ * with auth = HKDF(cluster.key, "handshake"). Then each direction has its own
+ * AES-256-GCM key, HKDF(cluster.key, salt nonceC‖nonceS, "c2s" | "s2c"), and
+ * frames `len u32 ‖ ciphertext ‖ tag` whose IV is the implicit frame
+ * sequence number. A frame that fails authentication (tampered, replayed,
+ * reordered), an oversized length or a malformed message closes this
+ * connection only.
+ */
+import { EventEmitter } from 'node:events';
+import { connect as netConnect, type Socket } from 'node:net';
+import { deriveKey, FrameCipher, hmac, nonce, sameBytes } from './crypto.js';
+import { SessionError } from './errors.js';
+import { decodeAll, encodeInto, sizeOf, T, WireError, type Msg } from './wire.js';
+
+const MAGIC = Buffer.from('CRS1');
+const BATCH = 64 * 1024;
+
+export type Role = 'client' | 'peer';
+
+export interface ConnectionOptions {
+  /** The shared secret (`cluster.key`). */
+  readonly key: string;
+  /** This side's id (a node's `host:port`, or a client label). */
+  readonly id: string;
+  readonly role: Role;
+  /** Largest frame accepted (bytes); default 1 MiB + 64 KiB. */
+  readonly maxFrameBytes?: number;
+  /** Bound on the handshake (default 2 s). */
+  readonly handshakeTimeout?: number;
+}
+
+export interface StreamHandler {
+  item(m: Msg): void;
+}
+
+interface Pending {
+  resolve(m: Msg): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout | undefined;
+  stream: StreamHandler | undefined;
+}
+
+/** Reads exactly what the handshake needs from a socket, bounded in time. */
+class HandshakeReader {
+  #buf: Buffer = Buffer.alloc(0);
+  #want = 0;
+  #resolve: ((b: Buffer) => void) | undefined;
+  #reject: ((e: Error) => void) | undefined;
+  readonly #onData = (d: Buffer): void => {
+    this.#buf = this.#buf.length === 0 ? d : Buffer.concat([this.#buf, d]);
+    this.#pump();
+  };
+  readonly #onEnd = (): void => this.#fail(new SessionError('CORRAL_ERR_SESSION_AUTH', 'connection closed during the handshake'));
+  constructor(readonly socket: Socket) {
+    socket.on('data', this.#onData);
+    socket.on('close', this.#onEnd);
+  }
+  #fail(e: Error): void {
+    const r = this.#reject;
+    this.#resolve = this.#reject = undefined;
+    r?.(e);
+  }
+  #pump(): void {
+    if (this.#resolve !== undefined && this.#buf.length >= this.#want) {
+      const out = this.#buf.subarray(0, this.#want);
+      this.#buf = this.#buf.subarray(this.#want);
+      const r = this.#resolve;
+      this.#resolve = this.#reject = undefined;
+      r(out);
+    }
+  }
+  read(n: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      this.#want = n;
+      this.#resolve = resolve;
+      this.#reject = reject;
+      if (this.socket.destroyed) this.#onEnd();
+      else this.#pump();
+    });
+  }
+  /** Stops reading; returns bytes that arrived past the handshake. */
+  detach(): Buffer {
+    this.socket.off('data', this.#onData);
+    this.socket.off('close', this.#onEnd);
+    return this.#buf;
+  }
+}
+
+function idBytes(id: string): Buffer {
+  const b = Buffer.from(id);
+  const out = Buffer.alloc(2 + b.length);
+  out.writeUInt16BE(b.length, 0);
+  b.copy(out, 2);
+  return out;
+}
+
+async function readId(r: HandshakeReader): Promise<string> {
+  const len = (await r.read(2)).readUInt16BE(0);
+  if (len > 512) throw new SessionError('CORRAL_ERR_SESSION_PROTOCOL', 'handshake id too long');
+  return (await r.read(len)).toString();
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, socket: Socket, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new SessionError('CORRAL_ERR_SESSION_TIMEOUT', `${what} did not complete within ${ms} ms`));
+    }, ms);
+    p.then(
+      (v) => (clearTimeout(timer), resolve(v)),
+      (e: unknown) => (clearTimeout(timer), reject(e instanceof Error ? e : new Error(String(e)))),
+    );
+  });
+}
+
+export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Error | undefined] }> {
+  readonly socket: Socket;
+  readonly remoteId: string;
+  readonly remoteRole: Role;
+  readonly #tx: FrameCipher;
+  readonly #rx: FrameCipher;
+  readonly #maxFrame: number;
+  #chunks: Buffer[] = [];
+  #have = 0;
+  #out: Msg[] = [];
+  #scheduled = false;
+  #nextId = 1;
+  readonly #pending = new Map<number, Pending>();
+  #closed = false;
+  #started = false;
+  #closeError: Error | undefined;
+  /** ms timestamp of the last frame received. */
+  lastHeard = Date.now();
+
+  private constructor(socket: Socket, tx: FrameCipher, rx: FrameCipher, remoteId: string, remoteRole: Role, maxFrame: number, early: Buffer) {
+    super();
+    this.socket = socket;
+    this.#tx = tx;
+    this.#rx = rx;
+    this.remoteId = remoteId;
+    this.remoteRole = remoteRole;
+    this.#maxFrame = maxFrame;
+    socket.setNoDelay(true);
+    socket.on('data', (d: Buffer) => this.#onData(d));
+    socket.on('error', (e) => this.close(e));
+    socket.on('close', () => this.close());
+    if (early.length > 0) {
+      this.#chunks.push(early);
+      this.#have += early.length;
+    }
+  }
+
+  /** Starts delivering messages; call it once the 'message' listener is attached. */
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    this.#pump();
+  }
+
+  /** Dials `host:port` and runs the client side of the handshake. */
+  static async connect(host: string, port: number, options: ConnectionOptions): Promise<SecureConnection> {
+    const timeout = options.handshakeTimeout ?? 2000;
+    const socket = netConnect({ host, port });
+    socket.on('error', () => {});
+    const reader = new HandshakeReader(socket);
+    const run = async (): Promise<SecureConnection> => {
+      await new Promise<void>((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('error', (e) => reject(new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', `${host}:${port}: ${e.message}`, { cause: e })));
+      });
+      const auth = deriveKey(options.key, 'handshake');
+      const nc = nonce();
+      socket.write(Buffer.concat([MAGIC, Buffer.from([options.role === 'peer' ? 1 : 0]), nc, idBytes(options.id)]));
+      const head = await reader.read(4 + 32 + 32);
+      if (!head.subarray(0, 4).equals(MAGIC)) throw new SessionError('CORRAL_ERR_SESSION_PROTOCOL', `${host}:${port} is not a corral session peer`);
+      const ns = Buffer.from(head.subarray(4, 36));
+      const proof = head.subarray(36, 68);
+      const serverId = await readId(reader);
+      if (!sameBytes(proof, hmac(auth, 'S', nc, ns, serverId, options.id))) {
+        throw new SessionError('CORRAL_ERR_SESSION_AUTH', `${host}:${port} did not prove it holds cluster.key (different keys?)`);
+      }
+      socket.write(hmac(auth, 'C', nc, ns, options.id, serverId));
+      const salt = Buffer.concat([nc, ns]);
+      const tx = new FrameCipher(deriveKey(options.key, 'c2s', salt));
+      const rx = new FrameCipher(deriveKey(options.key, 's2c', salt));
+      return new SecureConnection(socket, tx, rx, serverId, 'peer', options.maxFrameBytes ?? 1024 * 1024 + BATCH, reader.detach());
+    };
+    try {
+      return await withTimeout(run(), timeout, socket, `handshake with ${host}:${port}`);
+    } catch (err) {
+      socket.destroy();
+      throw err;
+    }
+  }
+
+  /** Runs the server side of the handshake on an accepted socket. */
+  static async accept(socket: Socket, options: ConnectionOptions): Promise<SecureConnection> {
+    const timeout = options.handshakeTimeout ?? 2000;
+    socket.on('error', () => {});
+    const reader = new HandshakeReader(socket);
+    const run = async (): Promise<SecureConnection> => {
+      const head = await reader.read(4 + 1 + 32);
+      if (!head.subarray(0, 4).equals(MAGIC)) throw new SessionError('CORRAL_ERR_SESSION_PROTOCOL', 'not a corral session handshake');
+      const role: Role = head[4] === 1 ? 'peer' : 'client';
+      const nc = Buffer.from(head.subarray(5, 37));
+      const clientId = await readId(reader);
+      const auth = deriveKey(options.key, 'handshake');
+      const ns = nonce();
+      socket.write(Buffer.concat([MAGIC, ns, hmac(auth, 'S', nc, ns, options.id, clientId), idBytes(options.id)]));
+      const proof = await reader.read(32);
+      if (!sameBytes(proof, hmac(auth, 'C', nc, ns, clientId, options.id))) {
+        throw new SessionError('CORRAL_ERR_SESSION_AUTH', `client ${clientId} did not prove it holds cluster.key`);
+      }
+      const salt = Buffer.concat([nc, ns]);
+      const tx = new FrameCipher(deriveKey(options.key, 's2c', salt));
+      const rx = new FrameCipher(deriveKey(options.key, 'c2s', salt));
+      return new SecureConnection(socket, tx, rx, clientId, role, options.maxFrameBytes ?? 1024 * 1024 + BATCH, reader.detach());
+    };
+    try {
+      return await withTimeout(run(), timeout, socket, 'handshake');
+    } catch (err) {
+      socket.destroy();
+      throw err;
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** True while the socket's buffer is over its high-water mark. */
+  get congested(): boolean {
+    return this.socket.writableNeedDrain;
+  }
+
+  drained(): Promise<void> {
+    if (!this.socket.writableNeedDrain || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.socket.off('drain', done);
+        this.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.on('close', done);
+    });
+  }
+
+  #take(n: number): Buffer {
+    const first = this.#chunks[0] as Buffer;
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.#chunks.shift();
+      else this.#chunks[0] = first.subarray(n);
+    } else {
+      const all = Buffer.concat(this.#chunks);
+      out = all.subarray(0, n);
+      this.#chunks = all.length > n ? [all.subarray(n)] : [];
+    }
+    this.#have -= n;
+    return out;
+  }
+
+  #peekLength(): number {
+    const first = this.#chunks[0] as Buffer;
+    if (first.length >= 4) return first.readUInt32BE(0);
+    const all = Buffer.concat(this.#chunks);
+    this.#chunks = [all];
+    return all.readUInt32BE(0);
+  }
+
+  #onData(d: Buffer): void {
+    if (this.#closed) return;
+    this.#chunks.push(d);
+    this.#have += d.length;
+    this.lastHeard = Date.now();
+    if (this.#started) this.#pump();
+  }
+
+  #pump(): void {
+    const msgs: Msg[] = [];
+    while (this.#have >= 4) {
+      const len = this.#peekLength();
+      if (len > this.#maxFrame) return this.#protocolError(`frame of ${len} bytes exceeds the limit of ${this.#maxFrame}`);
+      if (this.#have < 4 + len) break;
+      const frame = this.#take(4 + len).subarray(4);
+      const plain = this.#rx.open(frame);
+      if (plain === undefined) return this.#protocolError('frame failed authentication (tampered, replayed or reordered)');
+      try {
+        decodeAll(plain, msgs);
+      } catch (e) {
+        return this.#protocolError(e instanceof WireError ? e.message : 'malformed frame');
+      }
+    }
+    for (const m of msgs) {
+      if (this.#closed) return;
+      if (m.t >= 128) this.#onResponse(m);
+      else this.emit('message', m);
+    }
+  }
+
+  #protocolError(reason: string): void {
+    this.close(new SessionError('CORRAL_ERR_SESSION_PROTOCOL', `${this.remoteId}: ${reason}; connection closed`));
+  }
+
+  #onResponse(m: Msg): void {
+    const p = this.#pending.get(m.id);
+    if (p === undefined) return; // timed out earlier
+    if (m.t === T.R_ITEM && p.stream !== undefined) {
+      p.stream.item(m);
+      return;
+    }
+    this.#pending.delete(m.id);
+    if (p.timer !== undefined) clearTimeout(p.timer);
+    p.resolve(m);
+  }
+
+  /** Queues a message; messages queued in the same tick leave in one frame. */
+  send(m: Msg): void {
+    if (this.#closed) return;
+    this.#out.push(m);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      process.nextTick(() => this.#flush());
+    }
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    const out = this.#out;
+    this.#out = [];
+    if (this.#closed || out.length === 0) return;
+    const lens: number[][] = [];
+    const sizes: number[] = [];
+    for (const m of out) {
+      const l: number[] = [];
+      sizes.push(sizeOf(m, l));
+      lens.push(l);
+    }
+    const frames: Buffer[] = [];
+    let i = 0;
+    while (i < out.length) {
+      let total = sizes[i] as number;
+      let j = i + 1;
+      while (j < out.length && total + (sizes[j] as number) <= BATCH) total += sizes[j++] as number;
+      const plain = Buffer.allocUnsafe(total);
+      let off = 0;
+      for (let x = i; x < j; x++) off = encodeInto(out[x] as Msg, lens[x] as number[], plain, off);
+      const sealed = this.#tx.seal(plain);
+      const len = Buffer.allocUnsafe(4);
+      len.writeUInt32BE(sealed.length, 0);
+      frames.push(len, sealed);
+      i = j;
+    }
+    this.socket.cork();
+    for (const f of frames) this.socket.write(f);
+    this.socket.uncork();
+  }
+
+  /** Sends a request and resolves with its response (or the END of a stream); rejects on timeout or close. */
+  request(m: Msg, timeoutMs: number, stream?: StreamHandler): Promise<Msg> {
+    if (this.#closed) {
+      return Promise.reject(this.#closeError instanceof SessionError ? this.#closeError : new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', `connection to ${this.remoteId} is closed`));
+    }
+    this.start();
+    const id = this.#nextId;
+    this.#nextId = this.#nextId >= 0xfffffff0 ? 1 : this.#nextId + 1;
+    m.id = id;
+    return new Promise<Msg>((resolve, reject) => {
+      const p: Pending = { resolve, reject, timer: undefined, stream };
+      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
+        p.timer = setTimeout(() => {
+          this.#pending.delete(id);
+          reject(new SessionError('CORRAL_ERR_SESSION_TIMEOUT', `${this.remoteId} did not answer within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.#pending.set(id, p);
+      this.send(m);
+    });
+  }
+
+  /** Answers a request. */
+  reply(to: Msg, r: Msg): void {
+    r.id = to.id;
+    this.send(r);
+  }
+
+  close(err?: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeError = err;
+    this.socket.destroy();
+    const e = err instanceof SessionError ? err : new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', `connection to ${this.remoteId} closed${err ? `: ${err.message}` : ''}`);
+    for (const p of this.#pending.values()) {
+      if (p.timer !== undefined) clearTimeout(p.timer);
+      p.reject(e);
+    }
+    this.#pending.clear();
+    this.emit('close', err);
+  }
+}

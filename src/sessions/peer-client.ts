@@ -1,0 +1,225 @@
+/**
+ * The client of the `peer` store (and its partition resolver, seed 001): it
+ * knows every peer, computes a key's owners itself from the same hash ring
+ * the nodes use, talks straight to the first live owner and, when that owner
+ * fails or times out, retries the next owner within the same call.
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { checkKey, checkValue, isSessionErrorCode, SessionError } from './errors.js';
+import { PeerLinks } from './links.js';
+import { joinId, type Membership } from './membership.js';
+import { HashRing } from './ring.js';
+import type { CasResult, SessionEntry, SessionStats, SessionStore, SetOptions } from './types.js';
+import { F, msg, T, type Msg } from './wire.js';
+
+export type PeerAddress = string | { readonly host: string; readonly port: number };
+
+export interface PeerClientOptions {
+  /** Every state-service address (`sessions.peers`), as `host:port` or `{ host, port }`. */
+  readonly peers: readonly PeerAddress[];
+  /** The shared secret (`cluster.key`). */
+  readonly key: string;
+  /** Copies of each session; must match the nodes' `sessions.replicas` (default 2). */
+  readonly replicas?: number;
+  /** Bound on one attempt against one node (default 2 s). */
+  readonly timeout?: number;
+  /** Bound on waiting for a first live peer (default 2 s). */
+  readonly connectTimeout?: number;
+  readonly maxValueBytes?: number;
+  /** A label for this client in the peers' logs. */
+  readonly name?: string;
+}
+
+const toId = (p: PeerAddress): string => (typeof p === 'string' ? p : joinId(p.host, p.port));
+
+export class PeerClient implements SessionStore {
+  readonly kind = 'peer' as const;
+  readonly #links: PeerLinks;
+  readonly #ring: HashRing;
+  readonly #replicas: number;
+  readonly #timeout: number;
+  readonly #connectTimeout: number;
+  readonly #maxValueBytes: number;
+  #closed = false;
+  readonly #c = { hits: 0, misses: 0, sets: 0, conflicts: 0, destroys: 0, evictions: 0, expired: 0, errors: 0, failovers: 0 };
+  readonly membership: Membership;
+
+  constructor(options: PeerClientOptions) {
+    const ids = [...new Set(options.peers.map(toId))];
+    if (ids.length === 0) throw new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', 'no peers given');
+    this.#ring = new HashRing(ids);
+    this.#replicas = options.replicas ?? 2;
+    this.#timeout = options.timeout ?? 2000;
+    this.#connectTimeout = options.connectTimeout ?? 2000;
+    this.#maxValueBytes = options.maxValueBytes ?? 1024 * 1024;
+    this.#links = new PeerLinks(ids, {
+      key: options.key,
+      id: options.name ?? `client:${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
+      role: 'client',
+      connectTimeout: Math.min(this.#timeout, 1000),
+      maxFrameBytes: this.#maxValueBytes + 96 * 1024,
+    });
+    const links = this.#links;
+    this.membership = { self: undefined, members: this.#ring.members, isLive: (id) => links.isLive(id), onChange: (fn) => links.onChange(fn) };
+    this.#links.start();
+  }
+
+  /** Resolves once at least one peer is live (bounded by `connectTimeout`); false if none is. */
+  ready(timeoutMs = this.#connectTimeout): Promise<boolean> {
+    return this.#links.waitFor(() => this.#links.liveIds().length > 0, timeoutMs);
+  }
+
+  async #owners(key: string): Promise<string[]> {
+    if (this.#closed) throw new SessionError('CORRAL_ERR_SESSION_CLOSED', 'session client is closed');
+    let owners = this.#ring.owners(key, this.#replicas, (id) => this.#links.isLive(id));
+    if (owners.length === 0) {
+      // Starting up, or every owner just failed: wait (bounded) for one to be live.
+      await this.#links.waitFor(() => this.#ring.owners(key, this.#replicas, (id) => this.#links.isLive(id)).length > 0 || this.#links.allSettled() && this.#links.liveIds().length === 0, this.#connectTimeout);
+      owners = this.#ring.owners(key, this.#replicas, (id) => this.#links.isLive(id));
+    }
+    if (owners.length === 0) {
+      const auth = this.#ring.members.map((id) => this.#links.lastError(id)).find((e) => e instanceof SessionError && e.code === 'CORRAL_ERR_SESSION_AUTH');
+      if (auth !== undefined) throw auth;
+      throw new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', `no live session peer owns the key (peers: ${this.#ring.members.join(', ')})`);
+    }
+    return owners;
+  }
+
+  /** Sends to the key's first live owner, failing over to the next ones. */
+  async #call(key: string, m: Msg): Promise<Msg> {
+    const owners = await this.#owners(key);
+    let last: Error | undefined;
+    for (const [i, o] of owners.entries()) {
+      if (i > 0) this.#c.failovers++;
+      try {
+        const r = await this.#links.request(o, { ...m }, this.#timeout);
+        if (r.t === T.R_ERR) {
+          const err = new SessionError(isSessionErrorCode(r.s) ? r.s : 'CORRAL_ERR_SESSION_UNAVAILABLE', r.v ?? 'peer error');
+          if (err.code !== 'CORRAL_ERR_SESSION_UNAVAILABLE' && err.code !== 'CORRAL_ERR_SESSION_TIMEOUT') throw err;
+          last = err;
+          continue;
+        }
+        return r;
+      } catch (err) {
+        if (err instanceof SessionError && err.code !== 'CORRAL_ERR_SESSION_UNAVAILABLE' && err.code !== 'CORRAL_ERR_SESSION_TIMEOUT' && err.code !== 'CORRAL_ERR_SESSION_PROTOCOL') {
+          this.#c.errors++;
+          throw err;
+        }
+        last = err as Error;
+        // An owner that timed out is treated as down until it reconnects.
+        if (err instanceof SessionError && err.code === 'CORRAL_ERR_SESSION_TIMEOUT') this.#links.fail(o, err);
+      }
+    }
+    this.#c.errors++;
+    throw last ?? new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', 'no owner answered');
+  }
+
+  async get(key: string): Promise<SessionEntry | undefined> {
+    checkKey(key);
+    const r = await this.#call(key, msg(T.GET, { k: key }));
+    if ((r.f & F.FOUND) === 0) {
+      this.#c.misses++;
+      return undefined;
+    }
+    this.#c.hits++;
+    return { value: r.v ?? '', version: r.n1, expiresAt: r.n2 };
+  }
+
+  async set(key: string, value: string, options?: SetOptions): Promise<number> {
+    checkKey(key);
+    checkValue(value, this.#maxValueBytes);
+    const r = await this.#call(key, msg(T.SET, { k: key, v: value, n2: options?.ttl ?? 0 }));
+    this.#c.sets++;
+    return r.n1;
+  }
+
+  async setIfVersion(key: string, value: string, expected: number, options?: SetOptions): Promise<CasResult> {
+    checkKey(key);
+    checkValue(value, this.#maxValueBytes);
+    const r = await this.#call(key, msg(T.SET, { k: key, v: value, f: F.CAS, n1: expected, n2: options?.ttl ?? 0 }));
+    if (r.t === T.R_CAS_FAIL) {
+      this.#c.conflicts++;
+      return { ok: false, version: r.n1 };
+    }
+    this.#c.sets++;
+    return { ok: true, version: r.n1 };
+  }
+
+  async destroy(key: string): Promise<void> {
+    checkKey(key);
+    await this.#call(key, msg(T.DEL, { k: key }));
+    this.#c.destroys++;
+  }
+
+  async touch(key: string, options?: SetOptions): Promise<boolean> {
+    checkKey(key);
+    const r = await this.#call(key, msg(T.TOUCH, { k: key, n2: options?.ttl ?? 0 }));
+    return r.f === 1;
+  }
+
+  /** Runs a request on every live node. */
+  async #everyLive<R>(fn: (id: string) => Promise<R>): Promise<Map<string, R>> {
+    if (this.#closed) throw new SessionError('CORRAL_ERR_SESSION_CLOSED', 'session client is closed');
+    if (this.#links.liveIds().length === 0) await this.ready();
+    const live = this.#links.liveIds();
+    if (live.length === 0) throw new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', 'no live session peer');
+    const out = new Map<string, R>();
+    await Promise.all(live.map(async (id) => out.set(id, await fn(id))));
+    return out;
+  }
+
+  async all(): Promise<Map<string, SessionEntry>> {
+    const best = new Map<string, { v: string | null; n: number; e: number; o: string }>();
+    await this.#everyLive((id) =>
+      this.#links.request(id, msg(T.ALL), 60_000, {
+        item: (m) => {
+          const cur = best.get(m.k);
+          if (cur === undefined || m.n1 > cur.n || (m.n1 === cur.n && m.s > cur.o)) best.set(m.k, { v: m.v, n: m.n1, e: m.n2, o: m.s });
+        },
+      }),
+    );
+    const now = Date.now();
+    const out = new Map<string, SessionEntry>();
+    for (const [k, r] of best) if (r.v !== null && r.e > now) out.set(k, { value: r.v, version: r.n, expiresAt: r.e });
+    return out;
+  }
+
+  async length(): Promise<number> {
+    return (await this.all()).size;
+  }
+
+  async clear(): Promise<void> {
+    await this.#everyLive((id) => this.#links.request(id, msg(T.CLEAR), this.#timeout));
+  }
+
+  /** Each live node's own stats. */
+  async nodeStats(): Promise<Map<string, SessionStats & Record<string, unknown>>> {
+    const raw = await this.#everyLive((id) => this.#links.request(id, msg(T.STATS), this.#timeout));
+    const out = new Map<string, SessionStats & Record<string, unknown>>();
+    for (const [id, r] of raw) out.set(id, JSON.parse(r.s) as SessionStats & Record<string, unknown>);
+    return out;
+  }
+
+  /** The keys one node holds (live sessions, not tombstones): for tests and operators. */
+  async nodeKeys(id: string): Promise<string[]> {
+    const keys: string[] = [];
+    await this.#links.request(id, msg(T.DUMP), 60_000, { item: (m) => (m.f & F.TOMB) === 0 && keys.push(m.k) });
+    return keys;
+  }
+
+  stats(): SessionStats {
+    return {
+      store: 'peer',
+      sessions: -1,
+      bytes: -1,
+      ...this.#c,
+      members: this.#ring.members.map((id) => ({ id, live: this.#links.isLive(id), self: false })),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#links.close();
+  }
+}

@@ -1,0 +1,641 @@
+/**
+ * One node of the `peer` session store: holds its share of the sessions in
+ * memory, serves clients, replicates writes to the other owners of each key
+ * and hands keys off when membership changes.
+ *
+ * Write path (the node that receives a write is its coordinator, normally
+ * the key's first live owner): check the compare-and-set and assign the next
+ * version synchronously (so two writes of one key on one coordinator never
+ * interleave), apply locally, send the record to every other live owner and
+ * answer only when each has acknowledged it. A replica that fails is dropped
+ * from the live set and the record goes to the owner that replaces it.
+ *
+ * Conflicts: a record is (value | tombstone, version, expiresAt, origin);
+ * the higher version wins, the origin breaks ties, equal records keep the
+ * later expiry. A destroy writes a tombstone with the next version, kept at
+ * least as long as the session would have lived, so an older copy that
+ * surfaces later loses to it.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { SecureConnection } from './connection.js';
+import { SessionError } from './errors.js';
+import { PeerLinks, StaticMembership } from './links.js';
+import { joinId, splitId, type Membership } from './membership.js';
+import { HashRing } from './ring.js';
+import type { HandoffStats, SessionStats } from './types.js';
+import { F, msg, T, type Msg } from './wire.js';
+
+export interface PeerNodeOptions {
+  /** The state-service address to bind (`sessions.listen`). */
+  readonly listen: { readonly host: string; readonly port: number };
+  /** Shared secret (`cluster.key`). */
+  readonly key: string;
+  readonly replicas?: number;
+  /** Default TTL (ms) when a write gives none. */
+  readonly ttl?: number;
+  readonly maxValueBytes?: number;
+  readonly heartbeatInterval?: number;
+  readonly heartbeatTimeout?: number;
+  /** Bound on one request to another node (default 2 s). */
+  readonly requestTimeout?: number;
+  /** How long a starting node waits to reach its peers before catching up from those it reached (default 3 s). */
+  readonly joinTimeout?: number;
+  readonly log?: (event: string, fields?: Record<string, unknown>) => void;
+}
+
+interface Rec {
+  v: string | null;
+  n: number;
+  e: number;
+  o: string;
+}
+
+const recBytes = (k: string, r: Rec): number => Buffer.byteLength(k) + (r.v === null ? 0 : Buffer.byteLength(r.v));
+
+/** The entry of `peers` that names this node: same port, and the listen host or an address of this machine. */
+export function findSelf(peers: readonly string[], listen: { host: string; port: number }): string | undefined {
+  const local = new Set<string>(['localhost', '127.0.0.1', '::1', listen.host]);
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) local.add(a.address);
+  const wildcard = listen.host === '0.0.0.0' || listen.host === '::' || listen.host === '';
+  const same = peers.filter((p) => splitId(p).port === listen.port);
+  return same.find((p) => splitId(p).host === listen.host) ?? (wildcard || local.has(listen.host) ? same.find((p) => local.has(splitId(p).host)) : undefined);
+}
+
+export class PeerNode {
+  readonly #o: PeerNodeOptions;
+  readonly #replicas: number;
+  readonly #ttl: number;
+  readonly #maxValueBytes: number;
+  readonly #timeout: number;
+  readonly #server: Server;
+  readonly #inbound = new Set<SecureConnection>();
+  readonly #table = new Map<string, Rec>();
+  #bytes = 0;
+  #self = '';
+  #ring: HashRing = new HashRing([]);
+  #links: PeerLinks | undefined;
+  #membership: Membership | undefined;
+  #ready = false;
+  #closed = false;
+  #timers: NodeJS.Timeout[] = [];
+  /** Nodes catching up from this one: writes go to them too, best effort. */
+  readonly #joining = new Set<string>();
+  /** Nodes that caught up from this one and need no hand-off from it when they turn live. */
+  readonly #syncedBy = new Set<string>();
+  #view = new Set<string>();
+  #handing = false;
+  #again = false;
+  #debounce: NodeJS.Timeout | undefined;
+  readonly #c = { hits: 0, misses: 0, sets: 0, conflicts: 0, destroys: 0, evictions: 0, expired: 0, errors: 0 };
+  readonly #repl = { inflight: 0, lastLagMs: 0, avgLagMs: 0, replicated: 0, failures: 0 };
+  #handoff: { running: boolean; pending: number; sent: number; lastDurationMs: number; lastRecords: number; completed: number } = {
+    running: false, pending: 0, sent: 0, lastDurationMs: 0, lastRecords: 0, completed: 0,
+  };
+  readonly #security = { authFailures: 0, protocolErrors: 0 };
+
+  constructor(options: PeerNodeOptions) {
+    this.#o = options;
+    this.#replicas = options.replicas ?? 2;
+    this.#ttl = options.ttl ?? 30 * 60_000;
+    this.#maxValueBytes = options.maxValueBytes ?? 1024 * 1024;
+    this.#timeout = options.requestTimeout ?? 2000;
+    this.#server = createServer((s) => this.#accept(s));
+  }
+
+  get id(): string {
+    return this.#self;
+  }
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  get membership(): Membership | undefined {
+    return this.#membership;
+  }
+
+  /** Binds `listen`; resolves with the bound address (port 0 picks one). */
+  async listen(): Promise<{ host: string; port: number }> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', (e: NodeJS.ErrnoException) =>
+        reject(new Error(`sessions.listen ${joinId(this.#o.listen.host, this.#o.listen.port)}: ${e.code ?? e.message}`)),
+      );
+      this.#server.listen(this.#o.listen.port, this.#o.listen.host, () => resolve());
+    });
+    const a = this.#server.address() as { address: string; port: number };
+    return { host: a.address, port: a.port };
+  }
+
+  /**
+   * Joins the cluster: dials every peer, catches up from the live ones
+   * (every record this node owns), then announces itself ready.
+   */
+  async start(peers: readonly string[], self?: string): Promise<void> {
+    const bound = this.#server.address() as { address: string; port: number } | null;
+    if (bound === null) await this.listen();
+    const addr = this.#server.address() as { address: string; port: number };
+    const me = self ?? findSelf(peers, { host: this.#o.listen.host, port: addr.port });
+    if (me === undefined) throw new Error(`sessions.peers does not list this node's address (sessions.listen ${joinId(this.#o.listen.host, addr.port)})`);
+    this.#self = me;
+    const members = [...new Set([...peers, me])];
+    this.#ring = new HashRing(members);
+    const others = members.filter((m) => m !== me);
+    const hbInterval = this.#o.heartbeatInterval ?? 250;
+    this.#links = new PeerLinks(others, {
+      key: this.#o.key,
+      id: me,
+      role: 'peer',
+      heartbeatTimeout: this.#o.heartbeatTimeout ?? Math.max(1000, hbInterval * 6),
+      maxFrameBytes: this.#maxValueBytes + 96 * 1024,
+    });
+    this.#membership = new StaticMembership(members, this.#links, me, () => this.#ready);
+    this.#links.onChange(() => this.#membershipChanged());
+    this.#links.start();
+    this.#timers.push(setInterval(() => this.#heartbeat(), hbInterval));
+    this.#timers.push(setInterval(() => this.sweep(), 1000));
+    for (const t of this.#timers) t.unref();
+
+    const links = this.#links;
+    await links.waitFor(() => links.allSettled(), this.#o.joinTimeout ?? 3000);
+    const t0 = Date.now();
+    let caught = 0;
+    await Promise.all(
+      links.liveIds().map((p) =>
+        links
+          .request(p, msg(T.SYNC, { s: me }), 120_000, {
+            item: (m) => {
+              caught++;
+              this.#merge(m.k, { v: m.v, n: m.n1, e: m.n2, o: m.s });
+            },
+          })
+          .catch((err: Error) => this.#log('sessions.sync_failed', { peer: p, error: err.message })),
+      ),
+    );
+    this.#ready = true;
+    this.#view = this.#liveSet();
+    this.#heartbeat();
+    this.#log('sessions.ready', { node: me, caughtUp: caught, ms: Date.now() - t0, live: [...this.#view] });
+  }
+
+  #log(event: string, fields?: Record<string, unknown>): void {
+    this.#o.log?.(event, fields);
+  }
+
+  #liveSet(): Set<string> {
+    const m = this.#membership;
+    return new Set(m === undefined ? [] : m.members.filter((id) => m.isLive(id)));
+  }
+
+  #isLive = (id: string): boolean => (id === this.#self ? this.#ready : (this.#links?.isLive(id) ?? false));
+
+  #owners(key: string): string[] {
+    return this.#ring.owners(key, this.#replicas, this.#isLive);
+  }
+
+  #accept(socket: Socket): void {
+    if (this.#closed) return void socket.destroy();
+    SecureConnection.accept(socket, { key: this.#o.key, id: this.#self || 'joining', role: 'peer', maxFrameBytes: this.#maxValueBytes + 96 * 1024 }).then(
+      (conn) => {
+        if (this.#closed) return conn.close();
+        this.#inbound.add(conn);
+        conn.send(msg(T.HB, { f: this.#ready ? F.READY : 0 }));
+        conn.on('message', (m) => this.#dispatch(conn, m));
+        conn.on('close', (err) => {
+          this.#inbound.delete(conn);
+          if (conn.remoteRole === 'peer') this.#joining.delete(conn.remoteId);
+          if (err instanceof SessionError && err.code === 'CORRAL_ERR_SESSION_PROTOCOL') {
+            this.#security.protocolErrors++;
+            this.#log('sessions.protocol_error', { peer: conn.remoteId, error: err.message });
+          }
+        });
+        conn.start();
+      },
+      (err: Error) => {
+        if (err instanceof SessionError && err.code === 'CORRAL_ERR_SESSION_AUTH') {
+          this.#security.authFailures++;
+          this.#log('sessions.auth_failed', { from: socket.remoteAddress, error: err.message });
+        }
+      },
+    );
+  }
+
+  #heartbeat(): void {
+    const hb = msg(T.HB, { f: this.#ready ? F.READY : 0 });
+    for (const c of this.#inbound) c.send({ ...hb });
+  }
+
+  #dispatch(conn: SecureConnection, m: Msg): void {
+    switch (m.t) {
+      case T.GET:
+      case T.SET:
+      case T.DEL:
+      case T.TOUCH:
+        this.#clientOp(conn, m).catch((err: Error) => this.#fail(conn, m, err));
+        return;
+      case T.ALL:
+      case T.DUMP:
+        this.#stream(conn, m, m.t === T.DUMP).catch((err: Error) => this.#fail(conn, m, err));
+        return;
+      case T.CLEAR:
+        this.#clear();
+        conn.reply(m, msg(T.R_OK, { f: 1 }));
+        return;
+      case T.STATS:
+        conn.reply(m, msg(T.R_STATS, { s: JSON.stringify(this.stats()) }));
+        return;
+      case T.PUT: {
+        const r = this.#merge(m.k, { v: m.v, n: m.n1, e: m.n2, o: m.s });
+        if (r === undefined) conn.reply(m, msg(T.R_PUT, { f: 1 }));
+        else conn.reply(m, msg(T.R_PUT, { f: 0, v: r.v, n1: r.n, n2: r.e, s: r.o }));
+        return;
+      }
+      case T.REC:
+        this.#merge(m.k, { v: m.v, n: m.n1, e: m.n2, o: m.s });
+        return;
+      case T.BARRIER:
+        conn.reply(m, msg(T.R_OK, { f: 1 }));
+        return;
+      case T.SYNC:
+        this.#serveSync(conn, m).catch((err: Error) => this.#fail(conn, m, err));
+        return;
+      case T.HB:
+        return;
+      default:
+        conn.close(new SessionError('CORRAL_ERR_SESSION_PROTOCOL', `unknown message type ${m.t}`));
+    }
+  }
+
+  #fail(conn: SecureConnection, m: Msg, err: Error): void {
+    this.#c.errors++;
+    const code = err instanceof SessionError ? err.code : 'CORRAL_ERR_SESSION_UNAVAILABLE';
+    conn.reply(m, msg(T.R_ERR, { s: code, v: err.message }));
+  }
+
+  async #clientOp(conn: SecureConnection, m: Msg): Promise<void> {
+    if (!this.#ready) throw new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', `${this.#self} is catching up`);
+    const owners = this.#owners(m.k);
+    if (!owners.includes(this.#self) && (m.f & F.FORWARDED) === 0) {
+      // The client's view differs from ours: pass the request to the owners we see.
+      let last: Error = new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', `no live owner for the key`);
+      for (const o of owners) {
+        try {
+          const r = await (this.#links as PeerLinks).request(o, { ...m, f: m.f | F.FORWARDED }, this.#timeout);
+          conn.reply(m, { ...r });
+          return;
+        } catch (err) {
+          last = err as Error;
+        }
+      }
+      throw last;
+    }
+    switch (m.t) {
+      case T.GET:
+        return this.#get(conn, m);
+      case T.SET:
+        return this.#set(conn, m);
+      case T.DEL:
+        return this.#del(conn, m);
+      default:
+        return this.#touch(conn, m);
+    }
+  }
+
+  #get(conn: SecureConnection, m: Msg): void {
+    const r = this.#table.get(m.k);
+    if (r === undefined || r.v === null || r.e <= Date.now()) {
+      this.#c.misses++;
+      conn.reply(m, msg(T.R_GET));
+      return;
+    }
+    this.#c.hits++;
+    conn.reply(m, msg(T.R_GET, { f: F.FOUND, v: r.v, n1: r.n, n2: r.e }));
+  }
+
+  async #set(conn: SecureConnection, m: Msg): Promise<void> {
+    const value = m.v ?? '';
+    if (Buffer.byteLength(value) > this.#maxValueBytes) {
+      throw new SessionError('CORRAL_ERR_SESSION_TOO_LARGE', `session value over the limit of ${this.#maxValueBytes} bytes; nothing stored`);
+    }
+    const ttl = m.n2 > 0 ? m.n2 : this.#ttl;
+    const cas = (m.f & F.CAS) !== 0;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const now = Date.now();
+      const cur = this.#table.get(m.k);
+      const version = cur !== undefined && cur.v !== null && cur.e > now ? cur.n : 0;
+      if (cas && version !== m.n1) {
+        this.#c.conflicts++;
+        conn.reply(m, msg(T.R_CAS_FAIL, { n1: version }));
+        return;
+      }
+      const rec: Rec = { v: value, n: (cur?.n ?? 0) + 1, e: now + ttl, o: this.#self };
+      this.#store(m.k, rec);
+      const newer = await this.#replicate(m.k, rec);
+      if (newer === undefined) {
+        this.#c.sets++;
+        conn.reply(m, msg(T.R_OK, { f: 1, n1: rec.n }));
+        return;
+      }
+      // A replica held a newer record than this coordinator: adopt it and decide again.
+      this.#merge(m.k, newer);
+    }
+    throw new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', 'write kept racing newer replicas');
+  }
+
+  async #del(conn: SecureConnection, m: Msg): Promise<void> {
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const now = Date.now();
+      const cur = this.#table.get(m.k);
+      const rec: Rec = { v: null, n: (cur?.n ?? 0) + 1, e: Math.max(cur?.e ?? 0, now + this.#ttl), o: this.#self };
+      this.#store(m.k, rec);
+      const newer = await this.#replicate(m.k, rec);
+      if (newer === undefined) {
+        this.#c.destroys++;
+        conn.reply(m, msg(T.R_OK, { f: 1 }));
+        return;
+      }
+      this.#merge(m.k, newer);
+    }
+    throw new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', 'destroy kept racing newer replicas');
+  }
+
+  async #touch(conn: SecureConnection, m: Msg): Promise<void> {
+    const cur = this.#table.get(m.k);
+    const now = Date.now();
+    if (cur === undefined || cur.v === null || cur.e <= now) {
+      conn.reply(m, msg(T.R_OK, { f: 0 }));
+      return;
+    }
+    cur.e = now + (m.n2 > 0 ? m.n2 : this.#ttl);
+    const newer = await this.#replicate(m.k, { ...cur });
+    if (newer !== undefined) this.#merge(m.k, newer);
+    conn.reply(m, msg(T.R_OK, { f: 1 }));
+  }
+
+  /**
+   * Sends a record to every other live owner and waits for each. Resolves
+   * with a newer record if a replica held one (the caller decides again).
+   */
+  async #replicate(key: string, rec: Rec): Promise<Rec | undefined> {
+    const links = this.#links as PeerLinks;
+    const t0 = performance.now();
+    this.#repl.inflight++;
+    const done = new Set<string>([this.#self]);
+    let newer: Rec | undefined;
+    try {
+      let targets = this.#owners(key).filter((o) => !done.has(o));
+      for (let round = 0; round < 3 && targets.length > 0 && newer === undefined; round++) {
+        let failed = false;
+        await Promise.all(
+          targets.map(async (o) => {
+            try {
+              const r = await links.request(o, msg(T.PUT, { k: key, v: rec.v, n1: rec.n, n2: rec.e, s: rec.o }), this.#timeout);
+              if (r.t === T.R_ERR) throw new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', r.v ?? 'replica error');
+              done.add(o);
+              if (r.t === T.R_PUT && r.f === 0) {
+                const theirs: Rec = { v: r.v, n: r.n1, e: r.n2, o: r.s };
+                if (newer === undefined || newerThan(theirs, newer)) newer = theirs;
+              }
+            } catch (err) {
+              failed = true;
+              this.#repl.failures++;
+              // A replica that cannot acknowledge is taken out of the live set; its replacement gets the record.
+              links.fail(o, err as Error);
+            }
+          }),
+        );
+        if (!failed) break;
+        targets = this.#owners(key).filter((o) => !done.has(o));
+      }
+      if (this.#joining.size > 0) this.#sendToJoining(key, rec);
+    } finally {
+      this.#repl.inflight--;
+    }
+    const lag = performance.now() - t0;
+    this.#repl.replicated++;
+    this.#repl.lastLagMs = lag;
+    this.#repl.avgLagMs = this.#repl.avgLagMs === 0 ? lag : this.#repl.avgLagMs * 0.9 + lag * 0.1;
+    return newer;
+  }
+
+  #sendToJoining(key: string, rec: Rec): void {
+    for (const j of this.#joining) {
+      const owners = this.#ring.owners(key, this.#replicas, (id) => id === j || this.#isLive(id));
+      if (owners.includes(j)) this.#links?.conn(j)?.send(msg(T.REC, { k: key, v: rec.v, n1: rec.n, n2: rec.e, s: rec.o }));
+    }
+  }
+
+  #store(key: string, rec: Rec): void {
+    const old = this.#table.get(key);
+    if (old !== undefined) this.#bytes -= recBytes(key, old);
+    this.#table.set(key, rec);
+    this.#bytes += recBytes(key, rec);
+  }
+
+  /** Applies a record if it wins; returns the held record when that one is newer. */
+  #merge(key: string, inc: Rec): Rec | undefined {
+    const cur = this.#table.get(key);
+    if (cur === undefined || newerThan(inc, cur)) {
+      if (inc.e > Date.now()) this.#store(key, inc);
+      else if (cur !== undefined) {
+        this.#table.delete(key);
+        this.#bytes -= recBytes(key, cur);
+      }
+      return undefined;
+    }
+    if (inc.n === cur.n && inc.o === cur.o) {
+      if (inc.e > cur.e) cur.e = inc.e;
+      return undefined;
+    }
+    return cur;
+  }
+
+  async #stream(conn: SecureConnection, m: Msg, keysOnly: boolean): Promise<void> {
+    const now = Date.now();
+    let i = 0;
+    for (const [k, r] of this.#table) {
+      if (r.e <= now) continue;
+      if (keysOnly) conn.reply(m, msg(T.R_ITEM, { k, n1: r.n, n2: r.e, s: r.o, f: r.v === null ? F.TOMB : 0 }));
+      else conn.reply(m, msg(T.R_ITEM, { k, v: r.v, n1: r.n, n2: r.e, s: r.o }));
+      if (++i % 1000 === 0) await this.#yield(conn);
+    }
+    conn.reply(m, msg(T.R_END));
+  }
+
+  async #yield(conn: SecureConnection): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    if (conn.congested) await conn.drained();
+  }
+
+  async #serveSync(conn: SecureConnection, m: Msg): Promise<void> {
+    const joiner = m.s;
+    this.#joining.add(joiner);
+    this.#syncedBy.add(joiner);
+    const view = (id: string): boolean => id === joiner || this.#isLive(id);
+    const now = Date.now();
+    let i = 0;
+    for (const [k, r] of this.#table) {
+      if (r.e <= now || !this.#ring.owners(k, this.#replicas, view).includes(joiner)) continue;
+      conn.reply(m, msg(T.R_ITEM, { k, v: r.v, n1: r.n, n2: r.e, s: r.o }));
+      if (++i % 1000 === 0) await this.#yield(conn);
+    }
+    conn.reply(m, msg(T.R_END));
+    this.#log('sessions.sync_served', { to: joiner, records: i });
+  }
+
+  /** `clear`: every live session this node holds becomes a tombstone. */
+  #clear(): void {
+    const now = Date.now();
+    for (const [k, r] of this.#table) {
+      if (r.v !== null && r.e > now) this.#store(k, { v: null, n: r.n + 1, e: Math.max(r.e, now + this.#ttl), o: this.#self });
+    }
+  }
+
+  #membershipChanged(): void {
+    if (!this.#ready || this.#closed) return;
+    if (this.#debounce !== undefined) return;
+    this.#debounce = setTimeout(() => {
+      this.#debounce = undefined;
+      void this.#runHandoff();
+    }, 20);
+  }
+
+  /**
+   * Hand-off: after a membership change, every record whose owner set
+   * gained a node is pushed to that node (unless it caught up from this one),
+   * then records this node no longer owns are dropped.
+   */
+  async #runHandoff(): Promise<void> {
+    if (this.#handing) {
+      this.#again = true;
+      return;
+    }
+    this.#handing = true;
+    try {
+      do {
+        this.#again = false;
+        const prev = this.#view;
+        const next = this.#liveSet();
+        this.#view = next;
+        const newly = [...next].filter((id) => !prev.has(id));
+        const gone = [...prev].filter((id) => !next.has(id));
+        if (newly.length === 0 && gone.length === 0) continue;
+        const t0 = Date.now();
+        const skip = new Set(newly.filter((id) => this.#syncedBy.has(id)));
+        for (const id of [...newly, ...gone]) this.#syncedBy.delete(id);
+        for (const id of newly) this.#joining.delete(id);
+        const queues = new Map<string, string[]>();
+        const drop: string[] = [];
+        const wasLive = (id: string): boolean => prev.has(id);
+        const isLive = (id: string): boolean => next.has(id);
+        for (const [k, r] of this.#table) {
+          if (r.e <= t0) continue;
+          const after = this.#ring.owners(k, this.#replicas, isLive);
+          const before = this.#ring.owners(k, this.#replicas, wasLive);
+          for (const o of after) {
+            if (o === this.#self || before.includes(o) || skip.has(o)) continue;
+            let q = queues.get(o);
+            if (q === undefined) queues.set(o, (q = []));
+            q.push(k);
+          }
+          if (!after.includes(this.#self)) drop.push(k);
+        }
+        let total = 0;
+        for (const q of queues.values()) total += q.length;
+        this.#handoff = { ...this.#handoff, running: true, pending: total, sent: 0 };
+        this.#log('sessions.handoff_start', { joined: newly, left: gone, records: total, targets: [...queues.keys()] });
+        const results = await Promise.all([...queues].map(([o, keys]) => this.#push(o, keys)));
+        if (results.every(Boolean)) {
+          for (const k of drop) {
+            const r = this.#table.get(k);
+            if (r !== undefined && !this.#owners(k).includes(this.#self)) {
+              this.#table.delete(k);
+              this.#bytes -= recBytes(k, r);
+            }
+          }
+        }
+        const ms = Date.now() - t0;
+        this.#handoff = { running: false, pending: 0, sent: this.#handoff.sent, lastDurationMs: ms, lastRecords: total, completed: this.#handoff.completed + 1 };
+        this.#log('sessions.handoff_done', { records: total, dropped: drop.length, ms, ok: results.every(Boolean) });
+      } while (this.#again && !this.#closed);
+    } finally {
+      this.#handing = false;
+    }
+  }
+
+  async #push(to: string, keys: string[]): Promise<boolean> {
+    const links = this.#links as PeerLinks;
+    const conn = links.conn(to);
+    if (conn === undefined) return false;
+    let i = 0;
+    for (const k of keys) {
+      const r = this.#table.get(k);
+      if (r !== undefined) conn.send(msg(T.REC, { k, v: r.v, n1: r.n, n2: r.e, s: r.o }));
+      this.#handoff.pending--;
+      this.#handoff.sent++;
+      if (++i % 1000 === 0) {
+        await this.#yield(conn);
+        if (conn.closed) return false;
+      }
+    }
+    try {
+      await links.request(to, msg(T.BARRIER), 30_000);
+      return true;
+    } catch (err) {
+      this.#log('sessions.handoff_failed', { to, error: (err as Error).message });
+      return false;
+    }
+  }
+
+  /** Drops expired records and tombstones. */
+  sweep(): void {
+    const now = Date.now();
+    for (const [k, r] of this.#table) {
+      if (r.e <= now) {
+        this.#table.delete(k);
+        this.#bytes -= recBytes(k, r);
+        if (r.v !== null) this.#c.expired++;
+      }
+    }
+  }
+
+  stats(): SessionStats & { node: string; ready: boolean; tombstones: number; security: { authFailures: number; protocolErrors: number } } {
+    const now = Date.now();
+    let sessions = 0;
+    let tombstones = 0;
+    for (const r of this.#table.values()) {
+      if (r.e <= now) continue;
+      if (r.v === null) tombstones++;
+      else sessions++;
+    }
+    const handoff: HandoffStats = { ...this.#handoff };
+    return {
+      store: 'peer',
+      node: this.#self,
+      ready: this.#ready,
+      sessions,
+      tombstones,
+      bytes: this.#bytes,
+      ...this.#c,
+      replication: { ...this.#repl },
+      handoff,
+      members: this.#ring.members.map((id) => ({ id, live: this.#isLive(id), self: id === this.#self })),
+      security: { ...this.#security },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#ready = false;
+    for (const t of this.#timers) clearInterval(t);
+    if (this.#debounce !== undefined) clearTimeout(this.#debounce);
+    this.#links?.close();
+    for (const c of this.#inbound) c.close();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
+
+function newerThan(a: Rec, b: Rec): boolean {
+  return a.n > b.n || (a.n === b.n && a.o > b.o);
+}

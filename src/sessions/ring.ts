@@ -1,0 +1,69 @@
+/**
+ * Consistent hashing of session keys onto nodes. Every node (and every
+ * client) builds the same ring from the same member list, so all of them
+ * agree on a key's owners: walking clockwise from the key's point, the first
+ * `replicas` distinct members that are live.
+ *
+ * When one member dies, the surviving owners of its keys keep their place
+ * in the walk and the replacement comes after them; so the first live owner
+ * of a key always held it before the change.
+ */
+
+/** FNV-1a over UTF-16 code units, finished with murmur3's fmix32. */
+export function hash32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+export class HashRing {
+  readonly members: readonly string[];
+  readonly #points: Uint32Array;
+  readonly #owner: number[];
+
+  constructor(members: readonly string[], vnodes = 128) {
+    this.members = [...new Set(members)].sort();
+    const pts: [number, number][] = [];
+    this.members.forEach((m, idx) => {
+      for (let v = 0; v < vnodes; v++) pts.push([hash32(`${m}#${v}`), idx]);
+    });
+    pts.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    this.#points = Uint32Array.from(pts.map((p) => p[0]));
+    this.#owner = pts.map((p) => p[1]);
+  }
+
+  /** The first `count` distinct members (passing `live`) clockwise from the key. */
+  owners(key: string, count: number, live: (id: string) => boolean = () => true): string[] {
+    const out: string[] = [];
+    const n = this.#points.length;
+    if (n === 0) return out;
+    const h = hash32(key);
+    // first point ≥ h
+    let lo = 0;
+    let hi = n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.#points[mid] as number) < h) lo = mid + 1;
+      else hi = mid;
+    }
+    const seen = new Uint8Array(this.members.length);
+    let distinct = 0;
+    for (let i = 0; i < n && out.length < count && distinct < this.members.length; i++) {
+      const idx = this.#owner[(lo + i) % n] as number;
+      if (seen[idx] === 1) continue;
+      seen[idx] = 1;
+      distinct++;
+      const id = this.members[idx] as string;
+      if (live(id)) out.push(id);
+    }
+    return out;
+  }
+}
