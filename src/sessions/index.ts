@@ -10,3 +10,5 @@ export { PeerClient, type PeerClientOptions, type PeerAddress } from './peer-cli
 export { PeerNode, type PeerNodeOptions, findSelf } from './peer-node.js';
 export { type Membership } from './membership.js';
 export { HashRing } from './ring.js';
+export { CorralSessionStore, type CorralSessionStoreOptions, type ConflictPolicy } from './express-store.js';
+export { startSessions, type SessionsRole, type SessionsRoleOptions } from './role.js';

@@ -16,7 +16,7 @@ export interface LinksOptions {
   readonly role: Role;
   /** Bound on connect + handshake (default 1 s). */
   readonly connectTimeout?: number;
-  /** A peer silent this long is dropped (default 1.5 s; nodes heartbeat every 250 ms). */
+  /** A peer silent this long is dropped (default 3 s; nodes heartbeat every 250 ms). */
   readonly heartbeatTimeout?: number;
   readonly maxFrameBytes?: number;
   /** Messages a peer pushes other than heartbeats. */
@@ -57,7 +57,7 @@ export class PeerLinks {
 
   start(): void {
     for (const l of this.#links.values()) this.#dial(l);
-    const hb = this.#o.heartbeatTimeout ?? 1500;
+    const hb = this.#o.heartbeatTimeout ?? 3000;
     this.#watchdog = setInterval(() => {
       const now = Date.now();
       for (const l of this.#links.values()) {

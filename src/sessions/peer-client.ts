@@ -106,9 +106,8 @@ export class PeerClient implements SessionStore {
           this.#c.errors++;
           throw err;
         }
+        // A slow owner is not dropped here (that would fail every request in flight on it); heartbeats decide liveness.
         last = err as Error;
-        // An owner that timed out is treated as down until it reconnects.
-        if (err instanceof SessionError && err.code === 'CORRAL_ERR_SESSION_TIMEOUT') this.#links.fail(o, err);
       }
     }
     this.#c.errors++;

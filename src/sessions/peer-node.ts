@@ -146,7 +146,7 @@ export class PeerNode {
       key: this.#o.key,
       id: me,
       role: 'peer',
-      heartbeatTimeout: this.#o.heartbeatTimeout ?? Math.max(1000, hbInterval * 6),
+      heartbeatTimeout: this.#o.heartbeatTimeout ?? Math.max(3000, hbInterval * 12),
       maxFrameBytes: this.#maxValueBytes + 96 * 1024,
     });
     this.#membership = new StaticMembership(members, this.#links, me, () => this.#ready);
@@ -301,8 +301,15 @@ export class PeerNode {
     }
   }
 
-  #get(conn: SecureConnection, m: Msg): void {
-    const r = this.#table.get(m.k);
+  async #get(conn: SecureConnection, m: Msg): Promise<void> {
+    if ((m.f & F.RAW) !== 0) {
+      const r = this.#table.get(m.k);
+      if (r === undefined) conn.reply(m, msg(T.R_GET));
+      else conn.reply(m, msg(T.R_GET, { f: F.FOUND | (r.v === null ? F.TOMB : 0), v: r.v, n1: r.n, n2: r.e, s: r.o }));
+      return;
+    }
+    let r = this.#table.get(m.k);
+    if (r === undefined && (m.f & F.FORWARDED) === 0) r = await this.#repair(m.k);
     if (r === undefined || r.v === null || r.e <= Date.now()) {
       this.#c.misses++;
       conn.reply(m, msg(T.R_GET));
@@ -312,6 +319,29 @@ export class PeerNode {
     conn.reply(m, msg(T.R_GET, { f: F.FOUND, v: r.v, n1: r.n, n2: r.e }));
   }
 
+  /**
+   * Read repair. The first live owner of a key always held it before the
+   * latest membership change; another owner may be new to the key while a
+   * hand-off is still on its way (a client failed over to it). Such an
+   * owner asks the others before it answers or decides a version.
+   */
+  async #repair(key: string): Promise<Rec | undefined> {
+    const owners = this.#owners(key);
+    if (owners[0] === this.#self) return this.#table.get(key);
+    const others = owners.filter((o) => o !== this.#self);
+    await Promise.all(
+      others.map(async (o) => {
+        try {
+          const r = await (this.#links as PeerLinks).request(o, msg(T.GET, { k: key, f: F.RAW | F.FORWARDED }), this.#timeout);
+          if (r.t === T.R_GET && (r.f & F.FOUND) !== 0) this.#merge(key, { v: (r.f & F.TOMB) !== 0 ? null : r.v, n: r.n1, e: r.n2, o: r.s });
+        } catch {
+          // that owner is down: what this node holds is the best answer left
+        }
+      }),
+    );
+    return this.#table.get(key);
+  }
+
   async #set(conn: SecureConnection, m: Msg): Promise<void> {
     const value = m.v ?? '';
     if (Buffer.byteLength(value) > this.#maxValueBytes) {
@@ -319,6 +349,7 @@ export class PeerNode {
     }
     const ttl = m.n2 > 0 ? m.n2 : this.#ttl;
     const cas = (m.f & F.CAS) !== 0;
+    if (this.#owners(m.k)[0] !== this.#self) await this.#repair(m.k);
     for (let attempt = 0; attempt < 4; attempt++) {
       const now = Date.now();
       const cur = this.#table.get(m.k);
@@ -343,6 +374,7 @@ export class PeerNode {
   }
 
   async #del(conn: SecureConnection, m: Msg): Promise<void> {
+    if (this.#owners(m.k)[0] !== this.#self) await this.#repair(m.k);
     for (let attempt = 0; attempt < 4; attempt++) {
       const now = Date.now();
       const cur = this.#table.get(m.k);
@@ -360,6 +392,7 @@ export class PeerNode {
   }
 
   async #touch(conn: SecureConnection, m: Msg): Promise<void> {
+    if (this.#owners(m.k)[0] !== this.#self) await this.#repair(m.k);
     const cur = this.#table.get(m.k);
     const now = Date.now();
     if (cur === undefined || cur.v === null || cur.e <= now) {

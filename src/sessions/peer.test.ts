@@ -3,13 +3,13 @@ import { describe, it } from 'node:test';
 import { SessionError } from './errors.js';
 import { HashRing } from './ring.js';
 import { storeContract } from './store-contract.js';
-import { startCluster, until } from './testing.js';
+import { converged, startCluster, until } from './testing.js';
 
 storeContract('peer (3 nodes, R=2)', async (o) => {
   const cluster = await startCluster(3, { ttl: o.ttl, maxValueBytes: o.maxValueBytes });
   const store = cluster.client({ maxValueBytes: o.maxValueBytes });
   assert.ok(await store.ready());
-  await until(() => cluster.ids.every((id) => store.membership.isLive(id)), 3000, 'all peers live');
+  await converged(store, cluster.ids);
   return { store, close: () => cluster.close() };
 });
 
@@ -18,7 +18,7 @@ describe('peer store replication', () => {
     const cluster = await startCluster(3);
     const c = cluster.client();
     try {
-      await until(() => cluster.ids.every((id) => c.membership.isLive(id)), 3000, 'peers live');
+      await converged(c, cluster.ids);
       const keys = Array.from({ length: 200 }, (_, i) => `r-${i}`);
       await Promise.all(keys.map((k) => c.set(k, `v-${k}`)));
       const held = new Map<string, string[]>();
@@ -34,7 +34,7 @@ describe('peer store replication', () => {
     const cluster = await startCluster(3);
     const c = cluster.client();
     try {
-      await until(() => cluster.ids.every((id) => c.membership.isLive(id)), 3000, 'peers live');
+      await converged(c, cluster.ids);
       const keys = Array.from({ length: 300 }, (_, i) => `f-${i}`);
       await Promise.all(keys.map((k) => c.set(k, k)));
       const victim = 1;
@@ -59,7 +59,7 @@ describe('peer store replication', () => {
     const cluster = await startCluster(3);
     const c = cluster.client();
     try {
-      await until(() => cluster.ids.every((id) => c.membership.isLive(id)), 3000, 'peers live');
+      await converged(c, cluster.ids);
       await c.set('gone', 'secret');
       await c.destroy('gone');
       const ring = new HashRing(cluster.ids);
@@ -91,7 +91,7 @@ describe('peer store replication', () => {
     const cluster = await startCluster(3);
     const c = cluster.client();
     try {
-      await until(() => cluster.ids.every((id) => c.membership.isLive(id)), 3000, 'peers live');
+      await converged(c, cluster.ids);
       const keys = Array.from({ length: 500 }, (_, i) => `j-${i}`);
       await Promise.all(keys.map((k) => c.set(k, k)));
       const idx = 2;

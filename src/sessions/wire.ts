@@ -24,7 +24,7 @@ export const T = {
   HB: 30, // heartbeat pushed by a node: f & READY
   // responses (t ≥ 128)
   R_OK: 128, // f = 1 found/ok; n1 = version
-  R_GET: 129, // f & FOUND; v, n1 version, n2 expiresAt
+  R_GET: 129, // f & FOUND (| TOMB with RAW); v, n1 version, n2 expiresAt, s origin
   R_CAS_FAIL: 130, // n1 = current version
   R_PUT: 131, // f = 1 applied or equal; 0 stale: the record held is newer and follows (v, n1, n2, s)
   R_ITEM: 132, // one record of a stream: k, v, n1, n2, s
@@ -40,6 +40,8 @@ export const F = {
   READY: 8,
   TOMB: 16,
   KEYS_ONLY: 32,
+  /** GET between nodes: answer with the raw record (tombstones too) for read repair. */
+  RAW: 64,
 } as const;
 
 export interface Msg {
