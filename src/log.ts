@@ -13,20 +13,24 @@ export interface LogOptions {
   readonly sync?: boolean;
   /** Fields on every line (e.g. the worker id). */
   readonly base?: Record<string, unknown>;
+  /** Also keep recent lines here (the admin's support snapshot reads them). */
+  readonly ring?: { write(line: string): boolean };
 }
 
 /** A logger writing JSON lines to stdout. Secrets are redacted wherever they appear. */
 export function createLogger(opts: LogOptions = {}): Logger {
   // Asynchronous: lines written while a write is pending are batched into the next one.
   const dest = pino.destination({ dest: 1, sync: opts.sync ?? false });
+  const level = opts.level ?? process.env.CORRAL_LOG_LEVEL ?? 'info';
+  const streams = opts.ring === undefined ? dest : pino.multistream([{ stream: dest, level: level as pino.Level }, { stream: opts.ring, level: level as pino.Level }]);
   const log = pino(
     {
-      level: opts.level ?? process.env.CORRAL_LOG_LEVEL ?? 'info',
+      level,
       base: { pid: process.pid, ...opts.base },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: ['password', 'token', 'key', '*.password', '*.token', '*.key', 'auth'], censor: '***' },
     },
-    dest,
+    streams,
   );
   const flush = (): void => {
     try {

@@ -22,6 +22,7 @@ import { CorralError } from './errors.js';
 import { HealthBus, HealthMonitor } from './health/index.js';
 import type { Health, HealthSink } from './health/index.js';
 import type { TrafficOutcome } from './balancer/backend.js';
+import type { LatencyRecorder } from './balancer/http/proxy.js';
 import type { Logger } from './log.js';
 
 /** Traffic outcomes per `backend/server`, oldest first (see `HealthMode`). */
@@ -48,6 +49,8 @@ export interface NodeOptions {
   readonly health?: HealthMode;
   /** Access lines for HTTP requests (default: when the logger's info level is on). */
   readonly accessLog?: boolean;
+  /** Receives each response's time to first byte (the admin's latency histograms). */
+  readonly latency?: LatencyRecorder;
 }
 
 /** Outcomes kept per server between two batches: consecutive-failure counting needs only the tail. */
@@ -103,6 +106,7 @@ export class CorralNode {
   private monitor: HealthMonitor | null = null;
   private readonly healthMode: HealthMode;
   private readonly accessLog: boolean | undefined;
+  private readonly latency: LatencyRecorder | undefined;
   private outcomes: OutcomeBatch = {};
   private outcomeTimer: NodeJS.Timeout | null = null;
   /** Frontends of earlier generations that may still have clients. */
@@ -112,6 +116,7 @@ export class CorralNode {
     this.log = opts.log;
     this.healthMode = opts.health ?? { mode: 'local' };
     this.accessLog = opts.accessLog;
+    this.latency = opts.latency;
     this.secret = stickySecret(opts.config);
     this.gen = this.build(opts.config, null, 1);
   }
@@ -269,8 +274,18 @@ export class CorralNode {
       }
       if (f.mode === 'tcp') frontends.set(f.name, new TcpFrontend({ config: f, backends, log: this.log }));
       else {
-        const accessLog = this.accessLog;
-        frontends.set(f.name, new HttpFrontend({ config: f, backends, log: this.log, tls: f.tls !== undefined, ...(accessLog !== undefined ? { accessLog } : {}) }));
+        const { accessLog, latency } = this;
+        frontends.set(
+          f.name,
+          new HttpFrontend({
+            config: f,
+            backends,
+            log: this.log,
+            tls: f.tls !== undefined,
+            ...(accessLog !== undefined ? { accessLog } : {}),
+            ...(latency !== undefined ? { latency } : {}),
+          }),
+        );
       }
     }
     return { number, config, backends, frontends, certs };

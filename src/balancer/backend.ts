@@ -312,6 +312,7 @@ export class RuntimeBackend implements BackendView {
     if (sc.tls) socket.setNoDelay(true);
     socket.once(sc.tls ? 'secureConnect' : 'connect', () => {
       connecting = false;
+      server.counters.connects++;
       socket.setTimeout(this.config.timeouts.server);
       cb.onConnect(conn);
     });

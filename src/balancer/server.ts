@@ -18,6 +18,8 @@ export interface ServerCounters {
   total: number;
   /** Connect failures, resets, timeouts and malformed responses. */
   failures: number;
+  /** Connections opened to the server (pooled HTTP connections are opened once, used many times). */
+  connects: number;
   connectFailures: number;
   retries: number;
   bytesIn: number;
@@ -59,6 +61,7 @@ export class SharedServerState {
   readonly counters: ServerCounters = {
     total: 0,
     failures: 0,
+    connects: 0,
     connectFailures: 0,
     retries: 0,
     bytesIn: 0,

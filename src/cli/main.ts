@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { runCheck } from './check.js';
 import { runDemo } from './demo.js';
+import { registerOperatorCommands } from './operator.js';
 import { runStart } from './start.js';
 
 const program = new Command();
@@ -38,9 +39,12 @@ program
   .description('a whole farm on one machine: three sample app servers and the balancer on :8080')
   .option('--port <port>', 'balancer port', '8080')
   .option('--app-ports <ports>', 'comma-separated ports of the three app servers', '9001,9002,9003')
-  .action(async (opts: { port: string; appPorts: string }) => {
-    process.exitCode = await runDemo(Number(opts.port), opts.appPorts.split(',').map(Number));
+  .option('--admin-port <port>', 'console, stats, metrics and admin API port', '9010')
+  .action(async (opts: { port: string; appPorts: string; adminPort: string }) => {
+    process.exitCode = await runDemo(Number(opts.port), opts.appPorts.split(',').map(Number), Number(opts.adminPort));
   });
+
+registerOperatorCommands(program);
 
 try {
   await program.parseAsync(process.argv);

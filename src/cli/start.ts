@@ -7,6 +7,8 @@ import { CorralError } from '../errors.js';
 import { createLogger } from '../log.js';
 import type { Logger } from '../log.js';
 import { CorralNode } from '../node.js';
+import { AdminError, attachAdmin, LatencyHistograms, LogRing } from '../admin/index.js';
+import type { AdminServer } from '../admin/index.js';
 import { HealthBus, HealthMonitor } from '../health/index.js';
 import type { HealthSink } from '../health/index.js';
 import { Supervisor, workerCount } from '../workers/supervisor.js';
@@ -26,12 +28,15 @@ export async function runStart(file: string, drainMs: number): Promise<number> {
 /** One process serving traffic: the whole node, or one worker of a supervisor. */
 async function runNode(file: string, config: CorralConfig, drainMs: number): Promise<number> {
   const worker = cluster.isWorker;
-  const log = createLogger(worker ? { base: { worker: cluster.worker?.id } } : {});
+  const ring = worker ? undefined : new LogRing();
+  const log = createLogger(worker ? { base: { worker: cluster.worker?.id } } : { ring });
+  const latency = worker || config.admin === undefined ? undefined : new LatencyHistograms();
   let node: CorralNode;
   try {
     node = await CorralNode.start({
       config,
       log,
+      ...(latency !== undefined ? { latency } : {}),
       // A worker's health comes from the supervisor, which checks once for all workers.
       health: worker
         ? {
@@ -78,8 +83,23 @@ async function runNode(file: string, config: CorralConfig, drainMs: number): Pro
     process.send?.({ type: 'ready' } satisfies WorkerMessage);
     return stopped;
   }
+  let admin: AdminServer | null;
+  try {
+    admin = await attachAdmin({ node, log, configFile: file, ...(latency !== undefined ? { latency } : {}), ...(ring !== undefined ? { logs: ring } : {}) });
+  } catch (err) {
+    await node.stop(0);
+    if (err instanceof AdminError) {
+      log.error({ code: err.code }, err.message);
+      process.stderr.write(`corral: ${err.code}: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
   const stopWatching = watchConfig(file, log, (why) => void reloadFromFile(file, node, log, why));
-  return waitForStop(node, log, drainMs, async () => stopWatching());
+  return waitForStop(node, log, drainMs, async () => {
+    stopWatching();
+    await admin?.close();
+  });
 }
 
 /**
@@ -153,6 +173,9 @@ async function runSupervisor(file: string, config: CorralConfig, drainMs: number
     return 1;
   }
   log.info({ node: config.node.name, config: file, workers: count }, 'node started');
+  if (config.admin !== undefined) {
+    log.warn({ workers: count }, 'admin API not started: with several workers it is not available in this version; set workers: 1 to use it');
+  }
   const sup = supervisor;
   const stopWatching = watchConfig(file, log, (why) => {
     // Validate once here so an invalid file is reported once, not by every worker.

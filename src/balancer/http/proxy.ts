@@ -44,6 +44,11 @@ const CRLF = '\r\n';
 /** Response heads and first body bytes up to this size are sent in one buffer. */
 const COALESCE_LIMIT = 16 * 1024;
 
+/** Receives each response's time to first byte, per server (kept cheap: called per request). */
+export interface LatencyRecorder {
+  observe(backend: string, server: string, seconds: number): void;
+}
+
 export interface HttpFrontendOptions {
   readonly config: FrontendConfig;
   readonly backends: ReadonlyMap<string, RuntimeBackend>;
@@ -52,6 +57,7 @@ export interface HttpFrontendOptions {
   readonly tls?: boolean;
   /** One access line per request (default: when the logger's info level is on). */
   readonly accessLog?: boolean;
+  readonly latency?: LatencyRecorder;
 }
 
 interface FrontendCounters {
@@ -71,6 +77,7 @@ export class HttpFrontend {
   readonly counters: FrontendCounters = { connections: 0, requests: 0, rejected: 0 };
   /** Access lines are built only when the info level is on (they are one per request). */
   readonly accessLog: boolean;
+  readonly latency: LatencyRecorder | null;
   readonly clients = new Set<ClientConnection>();
   /** Set by a reload: keep-alive clients move to it at their next request. */
   successor: HttpFrontend | null = null;
@@ -83,6 +90,7 @@ export class HttpFrontend {
     this.proto = opts.tls === true ? 'https' : 'http';
     this.trusted = new TrustedProxies(opts.config.trustedProxies);
     this.accessLog = opts.accessLog ?? opts.log.isLevelEnabled('info');
+    this.latency = opts.latency ?? null;
     const resolve = (name: string): RuntimeBackend => {
       const b = opts.backends.get(name);
       if (b === undefined) throw new Error(`frontend ${opts.config.name}: unknown backend ${name}`);
@@ -153,6 +161,8 @@ export class ClientConnection {
   private proxyHeader: ProxyHeaderReader | null;
   private buf: Buffer | null = null;
   private scanFrom = 0;
+  /** Deadline of a head that is arriving in pieces. */
+  private headTimer: NodeJS.Timeout | null = null;
   private phase = ClientPhase.Head;
   exchange: Exchange | null = null;
   /** Wants to close once the current exchange is done. */
@@ -247,10 +257,19 @@ export class ClientConnection {
         return;
       }
       this.scanFrom = buf.length;
-      if (this.socket.timeout !== this.frontend.config.timeouts.headers) {
-        this.socket.setTimeout(this.frontend.config.timeouts.headers);
+      // `timeouts.headers` bounds the whole head, however slowly its bytes trickle in (slowloris):
+      // a deadline from its first byte, armed only for heads that do not arrive in one read.
+      if (this.headTimer === null) {
+        this.headTimer = setTimeout(() => {
+          this.headTimer = null;
+          if (this.phase === ClientPhase.Head) this.reject('CORRAL_ERR_CLIENT_TIMEOUT');
+        }, this.frontend.config.timeouts.headers);
       }
       return;
+    }
+    if (this.headTimer !== null) {
+      clearTimeout(this.headTimer);
+      this.headTimer = null;
     }
     if (end > MAX_HEAD_BYTES) {
       this.reject('CORRAL_ERR_HEADERS_TOO_LARGE');
@@ -347,6 +366,10 @@ export class ClientConnection {
   }
 
   private onGone(): void {
+    if (this.headTimer !== null) {
+      clearTimeout(this.headTimer);
+      this.headTimer = null;
+    }
     if (this.phase === ClientPhase.Busy) (this.exchange as Exchange).abort('client closed');
     this.phase = ClientPhase.Closed;
     this.exchange = null;
@@ -743,6 +766,8 @@ class Exchange implements UpstreamOwner {
     const backend = this.backend as RuntimeBackend;
     const server = this.server as RuntimeServer;
     this.tResponse = performance.now() - this.t0;
+    const latency = this.client.frontend.latency;
+    if (latency !== null) latency.observe(backend.name, server.name, this.tResponse / 1000);
     const noBody = this.head.method === 'HEAD' || res.status === 204 || res.status === 304;
     let framing = '';
     if (noBody) {

@@ -385,6 +385,7 @@ export class Tunnel {
       this.connecting = null;
       this.tConnect = performance.now() - t;
       if (outcome.ok) {
+        server.counters.connects++;
         this.backend.observe?.(server, 'ok');
         this.onConnected(outcome.socket);
         return;
