@@ -19,10 +19,11 @@ export class LogRing {
     this.maxBytes = maxBytes;
   }
 
-  /** pino's destination interface. */
+  /** pino's destination interface. Access lines (one per request) are not kept: they would crowd out the rest. */
   write(chunk: string): boolean {
+    if (chunk.includes('"type":"access"')) return true;
     for (const line of chunk.split('\n')) {
-      if (line === '') continue;
+      if (line === '' || line.includes('"type":"access"')) continue;
       // One oversized line must not evict everything else.
       const kept = line.length > 16_384 ? `${line.slice(0, 16_384)}…` : line;
       this.lines.push(kept);

@@ -77,6 +77,11 @@ export class HttpFrontend {
   readonly counters: FrontendCounters = { connections: 0, requests: 0, rejected: 0 };
   /** Access lines are built only when the info level is on (they are one per request). */
   readonly accessLog: boolean;
+  /**
+   * Writes the access lines: the node's logger without its secret redaction,
+   * which costs a third of each line and has nothing to find in them.
+   */
+  readonly accessLogger: Logger;
   readonly latency: LatencyRecorder | null;
   readonly clients = new Set<ClientConnection>();
   /** Set by a reload: keep-alive clients move to it at their next request. */
@@ -91,6 +96,7 @@ export class HttpFrontend {
     this.trusted = new TrustedProxies(opts.config.trustedProxies);
     this.accessLog = opts.accessLog ?? opts.log.isLevelEnabled('info');
     this.latency = opts.latency ?? null;
+    this.accessLogger = this.accessLog ? opts.log.child({}, { redact: [] }) : opts.log;
     const resolve = (name: string): RuntimeBackend => {
       const b = opts.backends.get(name);
       if (b === undefined) throw new Error(`frontend ${opts.config.name}: unknown backend ${name}`);
@@ -1166,7 +1172,7 @@ class Exchange implements UpstreamOwner {
     const fe = this.client.frontend;
     if (!fe.accessLog) return;
     const now = performance.now();
-    fe.log.info(
+    fe.accessLogger.info(
       {
         type: 'access',
         frontend: fe.config.name,
