@@ -24,6 +24,8 @@ import { decodeAll, encodeInto, sizeOf, T, WireError, type Msg } from './wire.js
 
 const MAGIC = Buffer.from('CRS1');
 const BATCH = 64 * 1024;
+/** Request timeouts are checked this often (so they fire up to this late). */
+const SWEEP_MS = 50;
 
 export type Role = 'client' | 'peer';
 
@@ -46,7 +48,9 @@ export interface StreamHandler {
 interface Pending {
   resolve(m: Msg): void;
   reject(e: Error): void;
-  timer: NodeJS.Timeout | undefined;
+  /** performance.now() after which the request fails; Infinity for none. */
+  deadline: number;
+  timeoutMs: number;
   stream: StreamHandler | undefined;
 }
 
@@ -138,6 +142,7 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
   readonly #pending = new Map<number, Pending>();
   #closed = false;
   #started = false;
+  #sweeper: NodeJS.Timeout | undefined;
   #closeError: Error | undefined;
   /** ms timestamp of the last frame received. */
   lastHeard = Date.now();
@@ -322,7 +327,6 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
       return;
     }
     this.#pending.delete(m.id);
-    if (p.timer !== undefined) clearTimeout(p.timer);
     p.resolve(m);
   }
 
@@ -332,7 +336,7 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
     this.#out.push(m);
     if (!this.#scheduled) {
       this.#scheduled = true;
-      process.nextTick(() => this.#flush());
+      setImmediate(() => this.#flush());
     }
   }
 
@@ -378,16 +382,24 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
     this.#nextId = this.#nextId >= 0xfffffff0 ? 1 : this.#nextId + 1;
     m.id = id;
     return new Promise<Msg>((resolve, reject) => {
-      const p: Pending = { resolve, reject, timer: undefined, stream };
-      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
-        p.timer = setTimeout(() => {
-          this.#pending.delete(id);
-          reject(new SessionError('CORRAL_ERR_SESSION_TIMEOUT', `${this.remoteId} did not answer within ${timeoutMs} ms`));
-        }, timeoutMs);
+      const finite = timeoutMs > 0 && Number.isFinite(timeoutMs);
+      this.#pending.set(id, { resolve, reject, deadline: finite ? performance.now() + timeoutMs : Infinity, timeoutMs, stream });
+      if (finite && this.#sweeper === undefined) {
+        // One coarse timer per connection instead of one per request (timer churn costs more than the requests).
+        this.#sweeper = setInterval(() => this.#expire(), SWEEP_MS);
+        this.#sweeper.unref();
       }
-      this.#pending.set(id, p);
       this.send(m);
     });
+  }
+
+  #expire(): void {
+    const now = performance.now();
+    for (const [id, p] of this.#pending) {
+      if (p.deadline > now) continue;
+      this.#pending.delete(id);
+      p.reject(new SessionError('CORRAL_ERR_SESSION_TIMEOUT', `${this.remoteId} did not answer within ${p.timeoutMs} ms`));
+    }
   }
 
   /** Answers a request. */
@@ -402,10 +414,8 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
     this.#closeError = err;
     this.socket.destroy();
     const e = err instanceof SessionError ? err : new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', `connection to ${this.remoteId} closed${err ? `: ${err.message}` : ''}`);
-    for (const p of this.#pending.values()) {
-      if (p.timer !== undefined) clearTimeout(p.timer);
-      p.reject(e);
-    }
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    for (const p of this.#pending.values()) p.reject(e);
     this.#pending.clear();
     this.emit('close', err);
   }

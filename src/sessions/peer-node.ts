@@ -291,17 +291,17 @@ export class PeerNode {
     }
     switch (m.t) {
       case T.GET:
-        return this.#get(conn, m);
+        return this.#get(conn, m, owners);
       case T.SET:
-        return this.#set(conn, m);
+        return this.#set(conn, m, owners);
       case T.DEL:
-        return this.#del(conn, m);
+        return this.#del(conn, m, owners);
       default:
-        return this.#touch(conn, m);
+        return this.#touch(conn, m, owners);
     }
   }
 
-  async #get(conn: SecureConnection, m: Msg): Promise<void> {
+  async #get(conn: SecureConnection, m: Msg, owners: string[]): Promise<void> {
     if ((m.f & F.RAW) !== 0) {
       const r = this.#table.get(m.k);
       if (r === undefined) conn.reply(m, msg(T.R_GET));
@@ -309,7 +309,7 @@ export class PeerNode {
       return;
     }
     let r = this.#table.get(m.k);
-    if (r === undefined && (m.f & F.FORWARDED) === 0) r = await this.#repair(m.k);
+    if (r === undefined && (m.f & F.FORWARDED) === 0 && owners[0] !== this.#self) r = await this.#repair(m.k, owners);
     if (r === undefined || r.v === null || r.e <= Date.now()) {
       this.#c.misses++;
       conn.reply(m, msg(T.R_GET));
@@ -325,9 +325,7 @@ export class PeerNode {
    * hand-off is still on its way (a client failed over to it). Such an
    * owner asks the others before it answers or decides a version.
    */
-  async #repair(key: string): Promise<Rec | undefined> {
-    const owners = this.#owners(key);
-    if (owners[0] === this.#self) return this.#table.get(key);
+  async #repair(key: string, owners: string[]): Promise<Rec | undefined> {
     const others = owners.filter((o) => o !== this.#self);
     await Promise.all(
       others.map(async (o) => {
@@ -342,14 +340,14 @@ export class PeerNode {
     return this.#table.get(key);
   }
 
-  async #set(conn: SecureConnection, m: Msg): Promise<void> {
+  async #set(conn: SecureConnection, m: Msg, owners: string[]): Promise<void> {
     const value = m.v ?? '';
     if (Buffer.byteLength(value) > this.#maxValueBytes) {
       throw new SessionError('CORRAL_ERR_SESSION_TOO_LARGE', `session value over the limit of ${this.#maxValueBytes} bytes; nothing stored`);
     }
     const ttl = m.n2 > 0 ? m.n2 : this.#ttl;
     const cas = (m.f & F.CAS) !== 0;
-    if (this.#owners(m.k)[0] !== this.#self) await this.#repair(m.k);
+    if (owners[0] !== this.#self) await this.#repair(m.k, owners);
     for (let attempt = 0; attempt < 4; attempt++) {
       const now = Date.now();
       const cur = this.#table.get(m.k);
@@ -361,7 +359,7 @@ export class PeerNode {
       }
       const rec: Rec = { v: value, n: (cur?.n ?? 0) + 1, e: now + ttl, o: this.#self };
       this.#store(m.k, rec);
-      const newer = await this.#replicate(m.k, rec);
+      const newer = await this.#replicate(m.k, rec, owners);
       if (newer === undefined) {
         this.#c.sets++;
         conn.reply(m, msg(T.R_OK, { f: 1, n1: rec.n }));
@@ -373,14 +371,14 @@ export class PeerNode {
     throw new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', 'write kept racing newer replicas');
   }
 
-  async #del(conn: SecureConnection, m: Msg): Promise<void> {
-    if (this.#owners(m.k)[0] !== this.#self) await this.#repair(m.k);
+  async #del(conn: SecureConnection, m: Msg, owners: string[]): Promise<void> {
+    if (owners[0] !== this.#self) await this.#repair(m.k, owners);
     for (let attempt = 0; attempt < 4; attempt++) {
       const now = Date.now();
       const cur = this.#table.get(m.k);
       const rec: Rec = { v: null, n: (cur?.n ?? 0) + 1, e: Math.max(cur?.e ?? 0, now + this.#ttl), o: this.#self };
       this.#store(m.k, rec);
-      const newer = await this.#replicate(m.k, rec);
+      const newer = await this.#replicate(m.k, rec, owners);
       if (newer === undefined) {
         this.#c.destroys++;
         conn.reply(m, msg(T.R_OK, { f: 1 }));
@@ -391,8 +389,8 @@ export class PeerNode {
     throw new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', 'destroy kept racing newer replicas');
   }
 
-  async #touch(conn: SecureConnection, m: Msg): Promise<void> {
-    if (this.#owners(m.k)[0] !== this.#self) await this.#repair(m.k);
+  async #touch(conn: SecureConnection, m: Msg, owners: string[]): Promise<void> {
+    if (owners[0] !== this.#self) await this.#repair(m.k, owners);
     const cur = this.#table.get(m.k);
     const now = Date.now();
     if (cur === undefined || cur.v === null || cur.e <= now) {
@@ -400,7 +398,7 @@ export class PeerNode {
       return;
     }
     cur.e = now + (m.n2 > 0 ? m.n2 : this.#ttl);
-    const newer = await this.#replicate(m.k, { ...cur });
+    const newer = await this.#replicate(m.k, { ...cur }, owners);
     if (newer !== undefined) this.#merge(m.k, newer);
     conn.reply(m, msg(T.R_OK, { f: 1 }));
   }
@@ -409,36 +407,26 @@ export class PeerNode {
    * Sends a record to every other live owner and waits for each. Resolves
    * with a newer record if a replica held one (the caller decides again).
    */
-  async #replicate(key: string, rec: Rec): Promise<Rec | undefined> {
-    const links = this.#links as PeerLinks;
+  async #replicate(key: string, rec: Rec, owners: string[]): Promise<Rec | undefined> {
     const t0 = performance.now();
     this.#repl.inflight++;
-    const done = new Set<string>([this.#self]);
     let newer: Rec | undefined;
     try {
-      let targets = this.#owners(key).filter((o) => !done.has(o));
-      for (let round = 0; round < 3 && targets.length > 0 && newer === undefined; round++) {
+      const done: string[] = [this.#self];
+      let targets = owners.filter((o) => o !== this.#self);
+      for (let round = 0; round < 3 && targets.length > 0; round++) {
+        const results = targets.length === 1 ? [await this.#putTo(targets[0] as string, key, rec)] : await Promise.all(targets.map((o) => this.#putTo(o, key, rec)));
         let failed = false;
-        await Promise.all(
-          targets.map(async (o) => {
-            try {
-              const r = await links.request(o, msg(T.PUT, { k: key, v: rec.v, n1: rec.n, n2: rec.e, s: rec.o }), this.#timeout);
-              if (r.t === T.R_ERR) throw new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', r.v ?? 'replica error');
-              done.add(o);
-              if (r.t === T.R_PUT && r.f === 0) {
-                const theirs: Rec = { v: r.v, n: r.n1, e: r.n2, o: r.s };
-                if (newer === undefined || newerThan(theirs, newer)) newer = theirs;
-              }
-            } catch (err) {
-              failed = true;
-              this.#repl.failures++;
-              // A replica that cannot acknowledge is taken out of the live set; its replacement gets the record.
-              links.fail(o, err as Error);
-            }
-          }),
-        );
-        if (!failed) break;
-        targets = this.#owners(key).filter((o) => !done.has(o));
+        results.forEach((r, i) => {
+          if (r === false) failed = true;
+          else {
+            done.push(targets[i] as string);
+            if (r !== true && (newer === undefined || newerThan(r, newer))) newer = r;
+          }
+        });
+        if (!failed || newer !== undefined) break;
+        // Failed replicas are out of the live set now: their replacements get the record.
+        targets = this.#owners(key).filter((o) => !done.includes(o));
       }
       if (this.#joining.size > 0) this.#sendToJoining(key, rec);
     } finally {
@@ -449,6 +437,21 @@ export class PeerNode {
     this.#repl.lastLagMs = lag;
     this.#repl.avgLagMs = this.#repl.avgLagMs === 0 ? lag : this.#repl.avgLagMs * 0.9 + lag * 0.1;
     return newer;
+  }
+
+  /** true: applied; a Rec: the replica holds this newer record; false: the replica failed (and was dropped). */
+  async #putTo(o: string, key: string, rec: Rec): Promise<Rec | boolean> {
+    const links = this.#links as PeerLinks;
+    try {
+      const r = await links.request(o, msg(T.PUT, { k: key, v: rec.v, n1: rec.n, n2: rec.e, s: rec.o }), this.#timeout);
+      if (r.t === T.R_ERR) throw new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', r.v ?? 'replica error');
+      return r.f === 0 ? { v: r.v, n: r.n1, e: r.n2, o: r.s } : true;
+    } catch (err) {
+      this.#repl.failures++;
+      // A replica that cannot acknowledge is taken out of the live set; its replacement gets the record.
+      links.fail(o, err as Error);
+      return false;
+    }
   }
 
   #sendToJoining(key: string, rec: Rec): void {

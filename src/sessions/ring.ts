@@ -28,6 +28,8 @@ export class HashRing {
   readonly members: readonly string[];
   readonly #points: Uint32Array;
   readonly #owner: number[];
+  /** Scratch for owners(); the walk is synchronous, so one per ring suffices. */
+  readonly #seen: Uint8Array;
 
   constructor(members: readonly string[], vnodes = 128) {
     this.members = [...new Set(members)].sort();
@@ -38,6 +40,7 @@ export class HashRing {
     pts.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
     this.#points = Uint32Array.from(pts.map((p) => p[0]));
     this.#owner = pts.map((p) => p[1]);
+    this.#seen = new Uint8Array(this.members.length);
   }
 
   /** The first `count` distinct members (passing `live`) clockwise from the key. */
@@ -54,7 +57,8 @@ export class HashRing {
       if ((this.#points[mid] as number) < h) lo = mid + 1;
       else hi = mid;
     }
-    const seen = new Uint8Array(this.members.length);
+    const seen = this.#seen;
+    seen.fill(0);
     let distinct = 0;
     for (let i = 0; i < n && out.length < count && distinct < this.members.length; i++) {
       const idx = this.#owner[(lo + i) % n] as number;

@@ -120,7 +120,7 @@ export async function startPeerProcesses(n: number, options: { replicas?: number
   });
   const procs: PeerProcess[] = [];
   const start = async (i: number): Promise<PeerProcess> => {
-    const child = spawn(process.execPath, [main, files[i] as string], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...(process.env.CORRAL_PEER_NODE_ARGS ?? "").split(" ").filter(Boolean), main, files[i] as string], { stdio: ['ignore', 'pipe', 'pipe'] });
     const lines: Record<string, unknown>[] = [];
     const waiters: { pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
     let buf = '';

@@ -1,0 +1,220 @@
+#!/usr/bin/env node
+// Session-store benchmark: get/set through Corral's peer client against 3 peer nodes (R=2,
+// separate processes) and through ioredis against a Redis started for the run — same client
+// process, same run, interleaved rounds. Then the hand-off time for 100k sessions after a SIGKILL.
+//
+//   npm run bench:sessions            full run; writes bench/results/<date>-sessions.md
+//   node bench/sessions.mjs --quick   smoke test (short rounds, 10k sessions for the hand-off)
+//
+// Environment: BENCH_SECONDS per measurement (5), BENCH_ROUNDS (3), BENCH_CONCURRENCY in-flight
+// requests (64), BENCH_KEYS (10000), BENCH_VALUE_BYTES (200), BENCH_HANDOFF_SESSIONS (100000).
+// Needs a build (npm run build) and redis-server on PATH.
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { Redis } from 'ioredis';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = (p) => join(ROOT, 'dist/src/sessions', p);
+const { PeerClient } = await import(dist('peer-client.js'));
+const { RedisStore } = await import(dist('redis-store.js'));
+const { converged, freePorts, startPeerProcesses, TEST_KEY, until } = await import(dist('testing.js'));
+
+const QUICK = process.argv.includes('--quick');
+const num = (name, dflt) => (process.env[name] ? Number(process.env[name]) : dflt);
+const SECONDS = num('BENCH_SECONDS', QUICK ? 1.5 : 5);
+const ROUNDS = num('BENCH_ROUNDS', QUICK ? 1 : 3);
+const CONC = num('BENCH_CONCURRENCY', 64);
+const KEYS = num('BENCH_KEYS', 10_000);
+const VALUE_BYTES = num('BENCH_VALUE_BYTES', 200);
+const HANDOFF_N = num('BENCH_HANDOFF_SESSIONS', QUICK ? 10_000 : 100_000);
+const TTL = 30 * 60_000;
+
+const log = (...a) => console.error(...a);
+const value = JSON.stringify({ cookie: { originalMaxAge: TTL, httpOnly: true, path: '/' }, user: 'x'.repeat(Math.max(0, VALUE_BYTES - 80)) });
+const keys = Array.from({ length: KEYS }, (_, i) => `bench-${i.toString(36)}-${((i * 2654435761) >>> 0).toString(16)}`);
+
+async function startRedis() {
+  const [port] = await freePorts(1);
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const probe = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
+  probe.on('error', () => {});
+  for (let i = 0; i < 100; i++) {
+    try {
+      await probe.connect();
+      await probe.ping();
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  probe.disconnect();
+  return { port, child };
+}
+
+/** Runs `op` with CONC requests in flight for SECONDS; returns ops/s and latency percentiles (ms). */
+async function measure(op) {
+  const lat = [];
+  let i = 0;
+  let errors = 0;
+  const end = performance.now() + SECONDS * 1000;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: CONC }, async () => {
+      while (performance.now() < end) {
+        const k = keys[(i++ * 7919) % keys.length];
+        const s = performance.now();
+        try {
+          await op(k);
+        } catch {
+          errors++;
+        }
+        lat.push(performance.now() - s);
+      }
+    }),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  const pct = (p) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] ?? NaN;
+  return { ops: lat.length / secs, p50: pct(0.5), p99: pct(0.99), errors };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main() {
+  log(`sessions bench: ${ROUNDS} round(s) × ${SECONDS}s, ${CONC} in flight, ${KEYS} keys of ${value.length} bytes`);
+  const redis = await startRedis();
+  const cluster = await startPeerProcesses(3, { replicas: 2 });
+  const peer = new PeerClient({ peers: cluster.ids, key: TEST_KEY, replicas: 2 });
+  const io = new Redis({ port: redis.port });
+  const store = new RedisStore({ url: `redis://127.0.0.1:${redis.port}`, prefix: 'corral:bench:' });
+  const results = {};
+  try {
+    await converged(peer, cluster.ids);
+    for (let i = 0; i < KEYS; i += 500) {
+      const batch = keys.slice(i, i + 500);
+      await Promise.all(batch.flatMap((k) => [peer.set(k, value), io.set(k, value, 'PX', TTL), store.set(k, value)]));
+    }
+    const subjects = {
+      'peer get (Corral client, R=2)': (k) => peer.get(k),
+      'redis get (ioredis GET)': (k) => io.get(k),
+      'redis store get (Corral RedisStore, Lua)': (k) => store.get(k),
+      'peer set (Corral client, R=2)': (k) => peer.set(k, value),
+      'redis set (ioredis SET PX)': (k) => io.set(k, value, 'PX', TTL),
+      'redis store set (Corral RedisStore, Lua)': (k) => store.set(k, value),
+    };
+    for (const name of Object.keys(subjects)) results[name] = [];
+    // warm-up
+    for (const op of Object.values(subjects)) await measure.call(null, op).catch(() => {});
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const [name, op] of Object.entries(subjects)) {
+        const m = await measure(op);
+        results[name].push(m);
+        log(`round ${r + 1}  ${name.padEnd(44)} ${m.ops.toFixed(0).padStart(7)} ops/s  p50 ${m.p50.toFixed(2)} ms  p99 ${m.p99.toFixed(2)} ms${m.errors ? `  errors ${m.errors}` : ''}`);
+      }
+    }
+  } finally {
+    await peer.close();
+    io.disconnect();
+    await store.close();
+    await cluster.stop();
+    redis.child.kill('SIGKILL');
+  }
+  const handoff = await measureHandoff();
+  report(results, handoff);
+}
+
+async function copies(c, ids) {
+  const counts = new Map();
+  for (const keys of await Promise.all(ids.map((id) => c.nodeKeys(id)))) for (const k of keys) counts.set(k, (counts.get(k) ?? 0) + 1);
+  return counts;
+}
+
+async function measureHandoff() {
+  log(`hand-off: ${HANDOFF_N} sessions on 3 nodes (R=2), SIGKILL one`);
+  const cluster = await startPeerProcesses(3, { replicas: 2 });
+  const c = new PeerClient({ peers: cluster.ids, key: TEST_KEY, replicas: 2, timeout: 10_000 });
+  try {
+    await converged(c, cluster.ids);
+    const hk = Array.from({ length: HANDOFF_N }, (_, i) => `h-${i}`);
+    const tw = performance.now();
+    for (let i = 0; i < hk.length; i += 1000) await Promise.all(hk.slice(i, i + 1000).map((k) => c.set(k, value)));
+    const writeMs = performance.now() - tw;
+    const victim = cluster.procs[1];
+    const survivors = cluster.ids.filter((id) => id !== victim.id);
+    const tKill = performance.now();
+    victim.child.kill('SIGKILL');
+    await victim.exited;
+    await until(async () => {
+      const n = await copies(c, survivors);
+      return hk.every((k) => n.get(k) === 2);
+    }, 120_000, 'two copies of every key');
+    const allCopiesMs = performance.now() - tKill;
+    const stats = await c.nodeStats();
+    const nodes = [...stats.values()].map((s) => ({ records: s.handoff.lastRecords, ms: s.handoff.lastDurationMs }));
+    let lost = 0;
+    for (let i = 0; i < hk.length; i += 2000) {
+      const got = await Promise.all(hk.slice(i, i + 2000).map((k) => c.get(k)));
+      lost += got.filter((e) => e?.value !== value).length;
+    }
+    const tJoin = performance.now();
+    const back = await cluster.start(1);
+    const ready = await back.waitFor((l) => l.event === 'sessions.ready', 120_000);
+    const joinReadyMs = performance.now() - tJoin;
+    await until(async () => {
+      const n = await copies(c, cluster.ids);
+      return hk.every((k) => n.get(k) === 2);
+    }, 120_000, 'exactly two copies after the rejoin');
+    const rejoinMs = performance.now() - tJoin;
+    return { n: HANDOFF_N, writeMs, allCopiesMs, nodes, lost, caughtUp: ready.caughtUp, catchUpMs: ready.ms, joinReadyMs, rejoinMs };
+  } finally {
+    await c.close();
+    await cluster.stop();
+  }
+}
+
+function report(results, h) {
+  const best = (name) => median(results[name].map((m) => m.ops));
+  const p99 = (name) => median(results[name].map((m) => m.p99));
+  const rows = Object.keys(results).map((name) => `| ${name} | ${best(name).toFixed(0)} | ${median(results[name].map((m) => m.p50)).toFixed(2)} | ${p99(name).toFixed(2)} | ${results[name].reduce((a, m) => a + m.errors, 0)} |`);
+  const ratio = (a, b) => (best(a) / best(b)).toFixed(2);
+  const getRatio = ratio('peer get (Corral client, R=2)', 'redis get (ioredis GET)');
+  const setRatio = ratio('peer set (Corral client, R=2)', 'redis set (ioredis SET PX)');
+  const date = new Date().toISOString().slice(0, 10);
+  const md = `# Sessions benchmark — ${date}${QUICK ? ' (quick)' : ''}
+
+Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}.
+One client process drives all subjects, interleaved, ${ROUNDS} round(s) of ${SECONDS} s each (median shown),
+${CONC} requests in flight, ${KEYS} keys, values of ${value.length} bytes.
+Peer: 3 node processes (\`peer-main.js\`), R=2, AES-256-GCM frames; a set is acknowledged once both owners hold it.
+Redis: a \`redis-server --save ""\` started for the run, one ioredis connection (auto-pipelined by concurrency).
+
+| subject | ops/s | p50 ms | p99 ms | errors |
+| --- | ---: | ---: | ---: | ---: |
+${rows.join('\n')}
+
+**Ratio to Redis (ops/s): get ${getRatio}×, set ${setRatio}×** (target ≥ 0.7×).
+
+## Hand-off after SIGKILL (${h.n.toLocaleString('en')} sessions, 3 nodes, R=2)
+
+| measure | value |
+| --- | ---: |
+| write ${h.n.toLocaleString('en')} sessions | ${(h.writeMs / 1000).toFixed(2)} s |
+| sessions lost after the kill | ${h.lost} |
+| kill → every key on 2 live nodes (detection + transfer + verification scan) | ${(h.allCopiesMs / 1000).toFixed(2)} s |
+| hand-off as timed by each survivor (records pushed, ms) | ${h.nodes.map((n) => `${n.records} in ${n.ms} ms`).join('; ')} |
+| rejoin: records received while catching up / time before serving | ${h.caughtUp} / ${h.catchUpMs} ms |
+| rejoin: process start → exactly 2 copies of every key | ${(h.rejoinMs / 1000).toFixed(2)} s |
+`;
+  const out = join(ROOT, 'bench', 'results', `${date}${QUICK ? '-quick' : ''}-sessions.md`);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, md);
+  process.stdout.write(md);
+  log(`wrote ${out}`);
+}
+
+await main();
+process.exit(0);
