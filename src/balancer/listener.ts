@@ -96,11 +96,15 @@ export class Listener {
     this.log = log;
     this.certs = config.tls === undefined ? null : (certs ?? loadCertificates(config.tls));
     if (this.certs === null) {
-      this.server = net.createServer({ noDelay: true, allowHalfOpen: config.mode === 'tcp' }, (socket) => this.handler.accept(socket));
+      // Half-open: a client that shuts down its write side after its request still gets the answer.
+      this.server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.handler.accept(socket));
     } else {
       const server = tls.createServer({
         ...this.certs.defaultOptions,
         noDelay: true,
+        allowHalfOpen: true,
+        // A handshake counts as part of the request head: same deadline.
+        handshakeTimeout: config.timeouts.headers,
         ALPNProtocols: ['http/1.1'],
         SNICallback: (servername, cb) => {
           const certs = this.certs as CertificateSet;
@@ -158,14 +162,12 @@ export class Listener {
     return this.server.address() as AddressInfo | null;
   }
 
-  /** Stops accepting. Open connections are left to their frontend. */
+  /**
+   * Stops accepting. Open connections are left to their frontend (whose
+   * `close(graceMs)` bounds them), so this does not wait for them.
+   */
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.server.listening) {
-        resolve();
-        return;
-      }
-      this.server.close(() => resolve());
-    });
+    if (this.server.listening) this.server.close();
+    return Promise.resolve();
   }
 }

@@ -41,6 +41,8 @@ import { findHeadEnd, isHopByHop, MAX_HEAD_BYTES, parseRequestHead, parseRespons
 const REPLAY_LIMIT = 64 * 1024;
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const CRLF = '\r\n';
+/** Average request-body rate (bytes/s) a client must keep once `timeouts.client` has passed. */
+const MIN_BODY_RATE = 1024;
 /** Response heads and first body bytes up to this size are sent in one buffer. */
 const COALESCE_LIMIT = 16 * 1024;
 
@@ -425,6 +427,7 @@ class Exchange implements UpstreamOwner {
   /** Body bytes already written upstream, kept for a replay while replayable. */
   private sent: Buffer[] | null = [];
   private sentBytes = 0;
+  private bodyTimer: NodeJS.Timeout | null = null;
 
   // Response.
   private resBuf: Buffer | null = null;
@@ -686,6 +689,29 @@ class Exchange implements UpstreamOwner {
   onClientBody(chunk: Buffer): void {
     this.consumeBody(chunk);
     if (!this.wantsBody && this.resDone) this.finish();
+    else if (this.wantsBody && this.bodyTimer === null && !this.finished) this.armBodyDeadline();
+  }
+
+  /**
+   * A body that arrives over several reads must keep an average rate: it is
+   * cut off `timeouts.client` after the head plus one second per
+   * MIN_BODY_RATE bytes received (so a body dribbled just fast enough to
+   * dodge the inactivity timer still ends, while a slow but steady upload
+   * does not). Armed only for bodies that do not arrive at once.
+   */
+  private armBodyDeadline(): void {
+    const limit = (this.backend as RuntimeBackend).config.timeouts.client;
+    const deadline = this.t0 + limit + (this.bytesIn / MIN_BODY_RATE) * 1000;
+    const wait = deadline - performance.now();
+    if (wait <= 0) {
+      this.failClient('CORRAL_ERR_CLIENT_TIMEOUT');
+      return;
+    }
+    this.bodyTimer = setTimeout(() => {
+      this.bodyTimer = null;
+      if (this.finished || !this.wantsBody) return;
+      this.armBodyDeadline();
+    }, wait);
   }
 
   onClientEnd(): void {
@@ -1092,6 +1118,10 @@ class Exchange implements UpstreamOwner {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.bodyTimer !== null) {
+      clearTimeout(this.bodyTimer);
+      this.bodyTimer = null;
+    }
     const backend = this.backend as RuntimeBackend;
     const server = this.server as RuntimeServer;
     const conn = this.conn;
@@ -1153,6 +1183,10 @@ class Exchange implements UpstreamOwner {
   }
 
   private cleanup(): void {
+    if (this.bodyTimer !== null) {
+      clearTimeout(this.bodyTimer);
+      this.bodyTimer = null;
+    }
     const backend = this.backend;
     if (this.waiter !== null && backend !== null) {
       backend.cancel(this.waiter);

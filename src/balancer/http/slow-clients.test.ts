@@ -166,20 +166,6 @@ function dribble(s: net.Socket, text: string, everyMs: number): Promise<number> 
   });
 }
 
-/**
- * Behaviour these tests expect that the proxy does not have yet (reported,
- * not fixed here: the proxy and listener belong to another change). Such a
- * test still runs and prints its failure, as a TODO that does not fail the
- * run; drop its entry once the behaviour is fixed.
- */
-const KNOWN_DEFECT = {
-  slowBody: 'timeouts.client is an inactivity timer: a body dribbled faster than the timeout is never cut off (needs a body deadline or minimum rate)',
-  tlsHandshake: 'the TLS listener sets no handshake deadline: Node\'s default handshakeTimeout (120 s) applies, not timeouts.headers',
-  stopWaits:
-    'node.stop(graceMs) awaits each listener\'s close (net.Server#close waits for every connection) before it closes the frontends, so any open client connection holds it up; graceMs never applies',
-  halfOpen:
-    'HTTP listeners are created without allowHalfOpen: Node ends the socket on the client\'s FIN, it closes, and the exchange is aborted ("client closed")',
-} as const;
 
 // ---- tests ---------------------------------------------------------------------
 
@@ -255,7 +241,7 @@ describe('slow clients: slow body', () => {
     }
   });
 
-  it('answers 408 after timeouts.client when a body is dribbled a byte every 50 ms', { todo: KNOWN_DEFECT.slowBody }, async () => {
+  it('answers 408 after timeouts.client when a body is dribbled a byte every 50 ms', async () => {
     let received = 0;
     const up = await startUpstream('s1', (req, res) => {
       req.on('data', (c: Buffer) => (received += c.length));
@@ -439,7 +425,7 @@ describe('slow clients: TLS frontends', () => {
     }
   });
 
-  it('closes a connection that never starts its handshake within timeouts.headers', { todo: KNOWN_DEFECT.tlsHandshake }, async () => {
+  it('closes a connection that never starts its handshake within timeouts.headers', async () => {
     const { farm, up } = await tlsFarm();
     try {
       const s = await connect(farm.port);
@@ -453,7 +439,7 @@ describe('slow clients: TLS frontends', () => {
 
 describe('slow clients: half-open TCP peer', () => {
   for (const overTls of [false, true]) {
-    it(`delivers the response to a client that sent its request and then shut down its write side${overTls ? ' (TLS)' : ''}`, { todo: KNOWN_DEFECT.halfOpen }, async () => {
+    it(`delivers the response to a client that sent its request and then shut down its write side${overTls ? ' (TLS)' : ''}`, async () => {
       const up = await startUpstream('s1', (req, res) => {
         req.resume();
         // Answer a little later, so the client's FIN is in before the response.
@@ -494,7 +480,7 @@ describe('slow clients: half-open TCP peer', () => {
 });
 
 describe('slow clients: shutdown', () => {
-  it('stop(0) closes an idle keep-alive connection at once instead of waiting for it', { todo: KNOWN_DEFECT.stopWaits }, async () => {
+  it('stop(0) closes an idle keep-alive connection at once instead of waiting for it', async () => {
     const up = await startUpstream('s1');
     const farm = await startNode(httpFarmYaml([up.port], '', undefined, '    timeouts: { headers: 5s, idle: 5s }'));
     try {
