@@ -29,6 +29,9 @@ const SWEEP_MS = 50;
 
 export type Role = 'client' | 'peer';
 
+/** Process-wide wire counters (cheap; read by stats and the benchmark). */
+export const wireCounters = { flushes: 0, frames: 0, messages: 0, framesIn: 0 };
+
 export interface ConnectionOptions {
   /** The shared secret (`cluster.key`). */
   readonly key: string;
@@ -345,6 +348,8 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
     const out = this.#out;
     this.#out = [];
     if (this.#closed || out.length === 0) return;
+    wireCounters.flushes++;
+    wireCounters.messages += out.length;
     const lens: number[][] = [];
     const sizes: number[] = [];
     for (const m of out) {
@@ -362,6 +367,7 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
       let off = 0;
       for (let x = i; x < j; x++) off = encodeInto(out[x] as Msg, lens[x] as number[], plain, off);
       const sealed = this.#tx.seal(plain);
+      wireCounters.frames++;
       const len = Buffer.allocUnsafe(4);
       len.writeUInt32BE(sealed.length, 0);
       frames.push(len, sealed);

@@ -6,13 +6,16 @@ import express from 'express';
 import session from 'express-session';
 import { CorralSessionStore, type ConflictPolicy } from './express-store.js';
 import { MemoryStore } from './memory-store.js';
+import { until } from './testing.js';
 
 interface App {
   url: string;
   store: CorralSessionStore;
   backing: MemoryStore;
-  /** Requests parked at /wait until released. */
+  /** Requests parked at /set and /peek until released. */
   release(): void;
+  /** How many requests have parked (their session loaded) since the last release. */
+  arrived(): number;
   close(): Promise<void>;
 }
 
@@ -23,6 +26,7 @@ async function app(onConflict?: ConflictPolicy, resave = false): Promise<App> {
   a.use(session({ store, secret: 'test secret', resave, saveUninitialized: false }));
   let gate: () => void = () => {};
   let parked = new Promise<void>((r) => (gate = r));
+  let arrivals = 0;
   a.post('/login', (req, res) => {
     (req.session as unknown as Record<string, unknown>).user = req.query.user;
     res.send('ok');
@@ -32,10 +36,18 @@ async function app(onConflict?: ConflictPolicy, resave = false): Promise<App> {
   });
   // sets a property after every parked request has loaded the same session version
   a.post('/set', async (req, res) => {
+    arrivals++;
     await parked;
     (req.session as unknown as Record<string, unknown>)[String(req.query.k)] = req.query.v;
     // Saving before answering lets the handler act on a lost race (after res.end express-session can only pass it to next).
     req.session.save((err?: Error & { code?: string }) => (err ? res.status(409).send(err.code ?? err.message) : res.send('set')));
+  });
+  // loads the session, changes nothing, and answers (saving, with resave) after the parked writers
+  a.post('/peek', async (req, res) => {
+    arrivals++;
+    await parked;
+    await new Promise((r) => setTimeout(r, 50));
+    res.json(req.session);
   });
   a.post('/logout', (req, res, next) => {
     req.session.destroy((err) => (err ? next(err) : res.send('bye')));
@@ -50,7 +62,9 @@ async function app(onConflict?: ConflictPolicy, resave = false): Promise<App> {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     store,
     backing,
+    arrived: () => arrivals,
     release() {
+      arrivals = 0;
       gate();
       parked = new Promise<void>((r) => (gate = r));
     },
@@ -72,7 +86,7 @@ async function login(url: string): Promise<string> {
 /** Sends both requests, lets them load the session, then releases them together. */
 async function together(a: App, cookie: string, paths: string[]): Promise<Response[]> {
   const inflight = paths.map((p) => fetch(`${a.url}${p}`, { method: 'POST', headers: { cookie } }));
-  await new Promise((r) => setTimeout(r, 100));
+  await until(() => a.arrived() === paths.length, 5000, 'every request parked');
   a.release();
   return Promise.all(inflight);
 }
@@ -149,14 +163,10 @@ describe('CorralSessionStore with express-session', () => {
     const a = await app('merge', true);
     try {
       const cookie = await login(a.url);
-      const inflight = [
-        fetch(`${a.url}/set?k=cart&v=book`, { method: 'POST', headers: { cookie } }),
-        fetch(`${a.url}/me`, { headers: { cookie } }),
-      ];
-      await new Promise((r) => setTimeout(r, 100));
-      a.release();
-      const rs = await Promise.all(inflight);
+      const rs = await together(a, cookie, ['/set?k=cart&v=book', '/peek']);
       assert.deepEqual(rs.map((r) => r.status), [200, 200]);
+      assert.ok(a.store.conflicts >= 1, 'the unchanged save lost the race');
+      assert.equal(a.store.merges, 0, 'and was not merged: it changed nothing');
       const me = (await (await fetch(`${a.url}/me`, { headers: { cookie } })).json()) as Record<string, unknown>;
       assert.equal(me.cart, 'book');
     } finally {

@@ -228,6 +228,9 @@ export class PeerNode {
   #dispatch(conn: SecureConnection, m: Msg): void {
     switch (m.t) {
       case T.GET:
+        if (this.#getFast(conn, m)) return;
+        this.#clientOp(conn, m).catch((err: Error) => this.#fail(conn, m, err));
+        return;
       case T.SET:
       case T.DEL:
       case T.TOUCH:
@@ -264,6 +267,22 @@ export class PeerNode {
       default:
         conn.close(new SessionError('CORRAL_ERR_SESSION_PROTOCOL', `unknown message type ${m.t}`));
     }
+  }
+
+  /** The common read, answered without a promise: this node is the first owner, or an owner holding the key. */
+  #getFast(conn: SecureConnection, m: Msg): boolean {
+    if (!this.#ready || (m.f & F.RAW) !== 0) return false;
+    const r = this.#table.get(m.k);
+    const owners = this.#owners(m.k);
+    if (owners[0] !== this.#self && !(r !== undefined && owners.includes(this.#self)) && (m.f & F.FORWARDED) === 0) return false;
+    if (r === undefined || r.v === null || r.e <= Date.now()) {
+      this.#c.misses++;
+      conn.reply(m, msg(T.R_GET));
+    } else {
+      this.#c.hits++;
+      conn.reply(m, msg(T.R_GET, { f: F.FOUND, v: r.v, n1: r.n, n2: r.e }));
+    }
+    return true;
   }
 
   #fail(conn: SecureConnection, m: Msg, err: Error): void {
