@@ -76,3 +76,31 @@ describe('response heads', () => {
     }
   });
 });
+
+describe('header line scanning', () => {
+  // The definition the hand-written scanner implements (RFC 9110 §5.1, §5.5; RFC 9112 §5.1-5.2).
+  const LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*$/s;
+  const BAD = /[\x00-\x08\x0a-\x1f\x7f]/;
+  it('accepts exactly the lines the grammar accepts, with the same name and value', async () => {
+    const fc = (await import('fast-check')).default;
+    const chars = fc.constantFrom(...'aZ-_:; \t\x01\x7f\r\né!~0'.split(''));
+    fc.assert(
+      fc.property(fc.array(chars, { maxLength: 12 }).map((a) => a.join('')), (line) => {
+        if (line.includes('\r\n')) return;
+        const m = LINE.exec(line);
+        const ok = m !== null && !BAD.test(m[2] as string);
+        const r = parseRequestHead(`GET / HTTP/1.1\r\nHost: a\r\n${line}\r\n\r\n`);
+        if (!ok) {
+          assert.equal(typeof r, 'string', JSON.stringify(line));
+          return;
+        }
+        assert.notEqual(typeof r, 'string', JSON.stringify(line));
+        const h = (r as RequestHead).headers[1];
+        // Lines naming framing or Host fields may be rejected for other reasons; compare the rest.
+        assert.equal(h?.name, (m?.[1] as string).toLowerCase());
+        assert.equal(h?.value, m?.[2]);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
