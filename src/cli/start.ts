@@ -1,18 +1,22 @@
 import cluster from 'node:cluster';
 import { watch } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { formatProblem, loadConfigFile } from '../config/index.js';
 import type { CorralConfig } from '../config/index.js';
 import { CorralError } from '../errors.js';
 import { createLogger } from '../log.js';
 import type { Logger } from '../log.js';
 import { CorralNode } from '../node.js';
-import { AdminError, attachAdmin, LatencyHistograms, LogRing } from '../admin/index.js';
+import { AdminError, attachAdmin, healthEventSource, LatencyHistograms, LogRing, startAdmin, stateFileFor } from '../admin/index.js';
 import type { AdminServer } from '../admin/index.js';
+import { supervisorAdminNode } from '../admin/supervisor-node.js';
+import type { SupervisorAdminNode } from '../admin/supervisor-node.js';
 import { HealthBus, HealthMonitor } from '../health/index.js';
 import type { HealthSink } from '../health/index.js';
-import { Supervisor, workerCount } from '../workers/supervisor.js';
+import { ADMIN_STATE_ENV, Supervisor, workerCount } from '../workers/supervisor.js';
 import type { HealthSnapshot, SupervisorMessage, WorkerMessage } from '../workers/supervisor.js';
+import { parseOverrides, WorkerAdmin } from '../workers/worker-admin.js';
 
 /** Runs a node (or a supervisor and its workers) until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runStart(file: string, drainMs: number): Promise<number> {
@@ -30,7 +34,8 @@ async function runNode(file: string, config: CorralConfig, drainMs: number): Pro
   const worker = cluster.isWorker;
   const ring = worker ? undefined : new LogRing();
   const log = createLogger(worker ? { base: { worker: cluster.worker?.id } } : { ring });
-  const latency = worker || config.admin === undefined ? undefined : new LatencyHistograms();
+  // Workers fill histograms too: the supervisor's admin sums them.
+  const latency = config.admin === undefined ? undefined : new LatencyHistograms();
   let node: CorralNode;
   try {
     node = await CorralNode.start({
@@ -54,8 +59,13 @@ async function runNode(file: string, config: CorralConfig, drainMs: number): Pro
     }
     throw err;
   }
-  log.info({ node: config.node.name, config: file }, 'node started');
   if (worker) {
+    // The admin's runtime changes, applied in the same microtask run as the listeners opened: before
+    // any connection is handled (the supervisor holds the admin API and passed them at fork).
+    const admin = new WorkerAdmin(node, latency);
+    const applied = admin.applyAll(parseOverrides(process.env[ADMIN_STATE_ENV]));
+    log.info({ node: config.node.name, config: file }, 'node started');
+    if (applied > 0) log.info({ applied }, `applied ${applied} runtime change(s) from the supervisor before serving`);
     const stopped = waitForStop(node, log, drainMs);
     process.on('message', (msg: SupervisorMessage) => {
       switch (msg.type) {
@@ -77,12 +87,20 @@ async function runNode(file: string, config: CorralConfig, drainMs: number): Pro
             node.applyHealth(key.slice(0, slash), key.slice(slash + 1), st.health);
             if (st.weight !== undefined) node.applyWeight(key.slice(0, slash), key.slice(slash + 1), st.weight);
           }
+          if (msg.admin !== undefined) admin.applyAll(msg.admin);
+          break;
+        case 'admin':
+          admin.apply(msg.override);
+          break;
+        case 'status-request':
+          process.send?.({ type: 'status', id: msg.id, report: admin.report() } satisfies WorkerMessage);
           break;
       }
     });
     process.send?.({ type: 'ready' } satisfies WorkerMessage);
     return stopped;
   }
+  log.info({ node: config.node.name, config: file }, 'node started');
   let admin: AdminServer | null;
   try {
     admin = await attachAdmin({ node, log, configFile: file, ...(latency !== undefined ? { latency } : {}), ...(ring !== undefined ? { logs: ring } : {}) });
@@ -102,18 +120,30 @@ async function runNode(file: string, config: CorralConfig, drainMs: number): Pro
   });
 }
 
+/** How long a supervisor's admin read waits for its workers' counters. */
+const WORKER_STATUS_TIMEOUT_MS = 1_000;
+
 /**
  * The supervisor: forks workers, replaces dead ones, relays reloads
  * (validated first) and shutdown. It also runs the health checks, once for
  * all workers: flips are broadcast to every worker, new workers start from a
  * snapshot, and workers send their live-traffic outcomes (batched) back for
  * outlier ejection.
+ *
+ * With an `admin` section it serves the admin API too: reads gather every
+ * worker's counters over IPC and sum them, changes are persisted here (the
+ * state file beside the config) and broadcast to every worker; a worker
+ * forked later gets them in its environment and applies them before it
+ * serves, and gets them again after each reload.
  */
 async function runSupervisor(file: string, config: CorralConfig, drainMs: number): Promise<number> {
-  const log = createLogger({ base: { role: 'supervisor' } });
+  const ring = config.admin === undefined ? undefined : new LogRing();
+  const log = createLogger({ base: { role: 'supervisor' }, ...(ring !== undefined ? { ring } : {}) });
   const count = workerCount(config);
   const states: HealthSnapshot = {};
   let supervisor: Supervisor | null = null;
+  let current = config;
+  let generation = 1;
   const sink: HealthSink = {
     setHealth: (backend, server, health) => {
       const key = `${backend}/${server}`;
@@ -129,6 +159,9 @@ async function runSupervisor(file: string, config: CorralConfig, drainMs: number
   const bus = new HealthBus();
   let monitor: HealthMonitor | null = null;
   const startMonitor = async (cfg: CorralConfig, carry: boolean): Promise<void> => {
+    // Effective weights start from the new config again; the new monitor announces what differs
+    // (and admin weights are re-applied to it after the swap).
+    if (carry) for (const [key, st] of Object.entries(states)) states[key] = { health: st.health };
     const next = new HealthMonitor({
       backends: cfg.backends,
       sink,
@@ -137,45 +170,90 @@ async function runSupervisor(file: string, config: CorralConfig, drainMs: number
       statusFiles: cfg.statusFiles,
       initial: carry ? (b, s) => states[`${b}/${s}`]?.health : undefined,
     });
+    // Weights set through the admin API are what slow start and agents scale from, in this monitor too.
+    if (carry) for (const o of adminNode?.entries() ?? []) if (o.weight !== null) next.setConfiguredWeight(o.backend, o.server, o.weight);
     const old = monitor;
     monitor = next;
     if (old !== null) await old.stop();
     next.start();
     await next.ready();
   };
+  const adminNode: SupervisorAdminNode | null =
+    config.admin === undefined
+      ? null
+      : supervisorAdminNode({
+          config: () => current,
+          generation: () => generation,
+          collect: async () => {
+            const r = (await supervisor?.collect(WORKER_STATUS_TIMEOUT_MS)) ?? { asked: 0, reports: [] };
+            if (r.reports.length < r.asked) log.warn({ asked: r.asked, answered: r.reports.length }, 'admin: not every worker answered in time; their counters are left out');
+            return { expected: count, reports: r.reports };
+          },
+          broadcast: (override) => supervisor?.broadcast({ type: 'admin', override }),
+          health: (b, s) => monitor?.status(b, s),
+          applyWeight: (b, s, w) => monitor?.setConfiguredWeight(b, s, w),
+        });
+  const snapshot = (): SupervisorMessage => ({ type: 'snapshot', states, ...(adminNode !== null ? { admin: adminNode.entries() } : {}) });
   supervisor = new Supervisor({
     count,
     log,
     drainMs,
-    env: () => ({ CORRAL_HEALTH_SNAPSHOT: JSON.stringify(states) }),
+    env: () => ({
+      CORRAL_HEALTH_SNAPSHOT: JSON.stringify(states),
+      ...(adminNode !== null ? { [ADMIN_STATE_ENV]: JSON.stringify(adminNode.entries()) } : {}),
+    }),
     onMessage: (worker, msg) => {
       if (msg.type === 'outcomes') {
         for (const [key, outcomes] of Object.entries(msg.batch)) {
           const slash = key.indexOf('/');
           for (const o of outcomes) monitor?.record(key.slice(0, slash), key.slice(slash + 1), o);
         }
-      } else if (msg.type === 'reloaded' && msg.ok) {
-        // Servers new in this generation learn their health now.
-        worker.send({ type: 'snapshot', states } satisfies SupervisorMessage);
+      } else if ((msg.type === 'reloaded' && msg.ok) || msg.type === 'ready') {
+        // After a reload: servers new in this generation learn their health and runtime overrides.
+        // When ready: what changed since its fork (broadcasts sent before it listened for them).
+        if (worker.isConnected()) worker.send(snapshot());
       }
     },
+    onExit: (worker) => adminNode?.workerExited(worker.id),
   });
   installCrashGuards(log);
   // Health timers are unref'd and the workers are not forked yet: this keeps the supervisor alive until it stops.
   const keepAlive = setInterval(() => {}, 1 << 30);
   await startMonitor(config, false);
+  // The admin server first: it reads the state file, so the first workers are forked with its changes.
+  let admin: AdminServer | null = null;
+  if (adminNode !== null && config.admin !== undefined) {
+    try {
+      admin = await startAdmin({
+        config: config.admin,
+        node: adminNode,
+        log,
+        events: healthEventSource(bus),
+        stateFile: stateFileFor(file),
+        latency: adminNode.latency,
+        ...(ring !== undefined ? { logs: ring } : {}),
+      });
+    } catch (err) {
+      clearInterval(keepAlive);
+      await (monitor as HealthMonitor | null)?.stop();
+      if (err instanceof AdminError) {
+        log.error({ code: err.code }, err.message);
+        process.stderr.write(`corral: ${err.code}: ${err.message}\n`);
+        return 1;
+      }
+      throw err;
+    }
+  }
   try {
     await supervisor.start();
   } catch (err) {
     clearInterval(keepAlive);
+    await admin?.close();
     await (monitor as HealthMonitor | null)?.stop();
     process.stderr.write(`corral: ${(err as Error).message}\n`);
     return 1;
   }
   log.info({ node: config.node.name, config: file, workers: count }, 'node started');
-  if (config.admin !== undefined) {
-    log.warn({ workers: count }, 'admin API not started: with several workers it is not available in this version; set workers: 1 to use it');
-  }
   const sup = supervisor;
   const stopWatching = watchConfig(file, log, (why) => {
     // Validate once here so an invalid file is reported once, not by every worker.
@@ -185,6 +263,13 @@ async function runSupervisor(file: string, config: CorralConfig, drainMs: number
         return;
       }
       await startMonitor(r.config, true);
+      const changed = !isDeepStrictEqual(current, r.config);
+      current = r.config;
+      if (changed) {
+        generation++;
+        // The admin re-applies the state file (overrides go to every worker and the new monitor).
+        adminNode?.reloaded(generation);
+      }
       sup.reload(why);
     });
   });
@@ -195,8 +280,8 @@ async function runSupervisor(file: string, config: CorralConfig, drainMs: number
       stopping = true;
       stopWatching();
       log.info({ signal, drainMs }, 'stopping: workers finish in-flight requests');
-      void sup
-        .stop()
+      void (admin?.close() ?? Promise.resolve())
+        .then(() => sup.stop())
         .then(() => monitor?.stop())
         .then(() => {
           clearInterval(keepAlive);

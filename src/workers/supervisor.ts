@@ -10,6 +10,7 @@
 import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import os from 'node:os';
+import type { RuntimeOverride, WorkerReport } from '../admin/supervisor-node.js';
 import type { CorralConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
 
@@ -22,11 +23,20 @@ export type SupervisorMessage =
   | { readonly type: 'shutdown' }
   | { readonly type: 'health'; readonly backend: string; readonly server: string; readonly health: 'up' | 'down' | 'warming' }
   | { readonly type: 'weight'; readonly backend: string; readonly server: string; readonly weight: number }
-  | { readonly type: 'snapshot'; readonly states: HealthSnapshot };
+  /** The current view: health and effective weights, and the admin's runtime overrides (complete list). */
+  | { readonly type: 'snapshot'; readonly states: HealthSnapshot; readonly admin?: readonly RuntimeOverride[] }
+  /** One server's runtime override, set through the admin API in the supervisor. */
+  | { readonly type: 'admin'; readonly override: RuntimeOverride }
+  /** Asks for the worker's local status and latency histograms (answered with `status`, same id). */
+  | { readonly type: 'status-request'; readonly id: number };
 export type WorkerMessage =
   | { readonly type: 'ready' }
   | { readonly type: 'reloaded'; readonly ok: boolean }
-  | { readonly type: 'outcomes'; readonly batch: Record<string, ('ok' | '5xx' | 'connect-failure')[]> };
+  | { readonly type: 'outcomes'; readonly batch: Record<string, ('ok' | '5xx' | 'connect-failure')[]> }
+  | { readonly type: 'status'; readonly id: number; readonly report: WorkerReport };
+
+/** Environment variable carrying the admin's runtime overrides to a new worker (JSON list). */
+export const ADMIN_STATE_ENV = 'CORRAL_ADMIN_STATE';
 
 /** Number of worker processes a config asks for. */
 export function workerCount(config: CorralConfig): number {
@@ -42,6 +52,8 @@ export interface SupervisorOptions {
   readonly env?: () => Record<string, string>;
   /** Messages from workers other than the supervisor's own protocol. */
   readonly onMessage?: (worker: Worker, msg: WorkerMessage) => void;
+  /** A worker exited (crashed, killed or stopped). */
+  readonly onExit?: (worker: Worker) => void;
 }
 
 /** Restart back-off: doubles per crash within a minute, up to 30 s. */
@@ -55,6 +67,11 @@ export class Supervisor {
   private backoff = BACKOFF_START_MS;
   private lastCrash = 0;
   private restarts = 0;
+  /** Workers that reported ready (they answer requests). */
+  private readonly serving = new Set<number>();
+  private requestSeq = 0;
+  /** Requests in flight: the workers still to answer, and what to do with an answer. */
+  private readonly pending = new Map<number, { readonly waiting: Set<number>; readonly onReply: (worker: number, report: WorkerReport) => void; readonly done: () => void }>();
 
   constructor(opts: SupervisorOptions) {
     this.opts = opts;
@@ -90,6 +107,7 @@ export class Supervisor {
       const onMessage = (msg: WorkerMessage): void => {
         if (msg.type === 'ready') {
           isReady = true;
+          this.serving.add(worker.id);
           worker.off('message', onMessage);
           resolve(true);
         }
@@ -98,11 +116,23 @@ export class Supervisor {
       worker.once('exit', () => resolve(false));
     });
     worker.on('message', (msg: WorkerMessage) => {
+      if (msg.type === 'status') {
+        const p = this.pending.get(msg.id);
+        if (p !== undefined && p.waiting.delete(worker.id)) {
+          p.onReply(worker.id, msg.report);
+          if (p.waiting.size === 0) p.done();
+        }
+        return;
+      }
       if (msg.type === 'reloaded' && !msg.ok) this.opts.log.error({ worker: worker.id }, 'a worker rejected the reload');
       this.opts.onMessage?.(worker, msg);
     });
     worker.once('exit', (code, signal) => {
       this.workers.delete(worker.id);
+      this.serving.delete(worker.id);
+      // A request waiting for this worker need not wait for its timeout.
+      for (const p of [...this.pending.values()]) if (p.waiting.delete(worker.id) && p.waiting.size === 0) p.done();
+      this.opts.onExit?.(worker);
       if (this.stopping || !isReady) return;
       const now = Date.now();
       this.backoff = now - this.lastCrash < 60_000 ? Math.min(this.backoff * 2, BACKOFF_MAX_MS) : BACKOFF_START_MS;
@@ -119,6 +149,35 @@ export class Supervisor {
   /** Sends a message to every live worker. */
   broadcast(msg: SupervisorMessage): void {
     for (const w of this.workers.values()) if (w.isConnected()) w.send(msg);
+  }
+
+  /**
+   * Asks every serving worker for its report (local status and latency
+   * histograms). Resolves with the replies that came within `timeoutMs`: a
+   * worker that does not answer in time (busy, dying) is left out.
+   */
+  collect(timeoutMs: number): Promise<{ readonly asked: number; readonly reports: { readonly worker: number; readonly report: WorkerReport }[] }> {
+    const id = ++this.requestSeq;
+    const targets = [...this.serving].map((wid) => this.workers.get(wid)).filter((w): w is Worker => w !== undefined && w.isConnected());
+    const reports: { worker: number; report: WorkerReport }[] = [];
+    if (targets.length === 0) return Promise.resolve({ asked: 0, reports });
+    return new Promise((resolve) => {
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        resolve({ asked: targets.length, reports });
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      timer.unref();
+      this.pending.set(id, { waiting: new Set(targets.map((w) => w.id)), onReply: (worker, report) => reports.push({ worker, report }), done: finish });
+      for (const w of targets) {
+        try {
+          w.send({ type: 'status-request', id } satisfies SupervisorMessage);
+        } catch {
+          // The channel closed meanwhile: the exit handler stops waiting for it.
+        }
+      }
+    });
   }
 
   /** Tells every worker to reload its configuration. */
