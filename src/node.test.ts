@@ -53,9 +53,8 @@ describe('node: health steers the balancer', () => {
       assert.match(e.message, /^server app\/s2 is DOWN: /);
       const s2 = farm.node.backends.get('app')?.byName.get('s2');
       assert.equal(s2?.state, 'down');
-      const before = a.hits;
+      // Every request now goes to a (its hit count also includes the health checks, so bodies are compared).
       for (let i = 0; i < 10; i++) assert.equal((await request(farm.url)).body, 'a');
-      assert.equal(a.hits - before, 10);
       assert.equal(lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('server app/s2 is DOWN')).length, 1);
 
       // It comes back on the same port and takes traffic again.
