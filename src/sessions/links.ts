@@ -194,6 +194,15 @@ export class PeerLinks {
     });
   }
 
+  /** Drops every connection and forgets what was heard; allSettled() turns true again once each peer answered or failed anew. */
+  redialAll(): void {
+    for (const l of this.#links.values()) {
+      l.settled = false;
+      if (l.conn !== undefined) l.conn.close(new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', 'redialling'));
+      else if (l.timer === undefined) this.#dial(l);
+    }
+  }
+
   /** Every link has either heard a first heartbeat or failed its first dial. */
   allSettled(): boolean {
     return [...this.#links.values()].every((l) => l.settled);

@@ -85,6 +85,12 @@ export class PeerNode {
   readonly #syncedBy = new Set<string>();
   #view = new Set<string>();
   #handing = false;
+  /** Pulls in flight from peers that came back; reads repair while any runs. */
+  #pulls = 0;
+  /** A peer came back and its pull has not started yet: reads repair meanwhile. */
+  #gained = false;
+  #hbTimeout = 3000;
+  #lastTick = 0;
   #again = false;
   #debounce: NodeJS.Timeout | undefined;
   readonly #c = { hits: 0, misses: 0, sets: 0, conflicts: 0, destroys: 0, evictions: 0, expired: 0, errors: 0 };
@@ -142,28 +148,35 @@ export class PeerNode {
     this.#ring = new HashRing(members);
     const others = members.filter((m) => m !== me);
     const hbInterval = this.#o.heartbeatInterval ?? 250;
+    this.#hbTimeout = this.#o.heartbeatTimeout ?? Math.max(3000, hbInterval * 12);
     this.#links = new PeerLinks(others, {
       key: this.#o.key,
       id: me,
       role: 'peer',
-      heartbeatTimeout: this.#o.heartbeatTimeout ?? Math.max(3000, hbInterval * 12),
+      heartbeatTimeout: this.#hbTimeout,
       maxFrameBytes: this.#maxValueBytes + 96 * 1024,
     });
     this.#membership = new StaticMembership(members, this.#links, me, () => this.#ready);
     this.#links.onChange(() => this.#membershipChanged());
     this.#links.start();
-    this.#timers.push(setInterval(() => this.#heartbeat(), hbInterval));
+    this.#timers.push(setInterval(() => this.#tick(), hbInterval));
     this.#timers.push(setInterval(() => this.sweep(), 1000));
     for (const t of this.#timers) t.unref();
 
     const links = this.#links;
     await links.waitFor(() => links.allSettled(), this.#o.joinTimeout ?? 3000);
+    await this.#catchUp('sessions.ready');
+  }
+
+  /** Pulls every record this node owns from the live peers (which meanwhile send it new writes too), then serves. */
+  async #catchUp(event: string): Promise<void> {
+    const links = this.#links as PeerLinks;
     const t0 = Date.now();
     let caught = 0;
     await Promise.all(
       links.liveIds().map((p) =>
         links
-          .request(p, msg(T.SYNC, { s: me }), 120_000, {
+          .request(p, msg(T.SYNC, { s: this.#self }), 120_000, {
             item: (m) => {
               caught++;
               this.#merge(m.k, { v: m.v, n: m.n1, e: m.n2, o: m.s });
@@ -172,10 +185,45 @@ export class PeerNode {
           .catch((err: Error) => this.#log('sessions.sync_failed', { peer: p, error: err.message })),
       ),
     );
+    if (this.#closed) return;
     this.#ready = true;
     this.#view = this.#liveSet();
+    this.#lastTick = Date.now();
     this.#heartbeat();
-    this.#log('sessions.ready', { node: me, caughtUp: caught, ms: Date.now() - t0, live: [...this.#view] });
+    this.#log(event, { node: this.#self, caughtUp: caught, ms: Date.now() - t0, live: [...this.#view] });
+  }
+
+  /**
+   * Runs every heartbeat interval. A node whose own timers stalled longer
+   * than the heartbeat timeout (SIGSTOP, a long pause) has been declared dead
+   * by its peers, who moved its keys on; it must not answer from what it held
+   * before, so it stops serving and catches up like a rejoining node.
+   */
+  #tick(): void {
+    if (!this.#stalled()) this.#heartbeat();
+    this.#lastTick = Date.now();
+  }
+
+  /**
+   * Checked by the timer and before every request: after a resume, requests
+   * queued in the socket (whose callers gave up long ago) may be read before
+   * the timer runs, and must not be served from stale state.
+   */
+  #stalled(): boolean {
+    const now = Date.now();
+    const gap = this.#lastTick > 0 ? now - this.#lastTick : 0;
+    if (this.#ready && gap > this.#hbTimeout && !this.#closed) {
+      this.#lastTick = now;
+      this.#ready = false;
+      this.#heartbeat();
+      this.#log('sessions.stalled', { node: this.#self, ms: gap });
+      // What this node heard before the stall is stale: hear every peer anew, then catch up.
+      const links = this.#links as PeerLinks;
+      links.redialAll();
+      void links.waitFor(() => links.allSettled(), this.#o.joinTimeout ?? 3000).then(() => this.#catchUp('sessions.ready_again'));
+      return true;
+    }
+    return false;
   }
 
   #log(event: string, fields?: Record<string, unknown>): void {
@@ -226,6 +274,7 @@ export class PeerNode {
   }
 
   #dispatch(conn: SecureConnection, m: Msg): void {
+    if (m.t < T.PUT) this.#stalled();
     switch (m.t) {
       case T.GET:
         if (this.#getFast(conn, m)) return;
@@ -271,7 +320,7 @@ export class PeerNode {
 
   /** The common read, answered without a promise: this node is the first owner, or an owner holding the key. */
   #getFast(conn: SecureConnection, m: Msg): boolean {
-    if (!this.#ready || (m.f & F.RAW) !== 0) return false;
+    if (!this.#ready || this.#pulls > 0 || this.#gained || (m.f & F.RAW) !== 0) return false;
     const r = this.#table.get(m.k);
     const owners = this.#owners(m.k);
     if (owners[0] !== this.#self && !(r !== undefined && owners.includes(this.#self)) && (m.f & F.FORWARDED) === 0) return false;
@@ -328,7 +377,7 @@ export class PeerNode {
       return;
     }
     let r = this.#table.get(m.k);
-    if (r === undefined && (m.f & F.FORWARDED) === 0 && owners[0] !== this.#self) r = await this.#repair(m.k, owners);
+    if ((m.f & F.FORWARDED) === 0 && (this.#pulls > 0 || this.#gained || (r === undefined && owners[0] !== this.#self))) r = await this.#repair(m.k, owners);
     if (r === undefined || r.v === null || r.e <= Date.now()) {
       this.#c.misses++;
       conn.reply(m, msg(T.R_GET));
@@ -366,7 +415,7 @@ export class PeerNode {
     }
     const ttl = m.n2 > 0 ? m.n2 : this.#ttl;
     const cas = (m.f & F.CAS) !== 0;
-    if (owners[0] !== this.#self) await this.#repair(m.k, owners);
+    if (owners[0] !== this.#self || this.#pulls > 0 || this.#gained) await this.#repair(m.k, owners);
     for (let attempt = 0; attempt < 4; attempt++) {
       const now = Date.now();
       const cur = this.#table.get(m.k);
@@ -391,7 +440,7 @@ export class PeerNode {
   }
 
   async #del(conn: SecureConnection, m: Msg, owners: string[]): Promise<void> {
-    if (owners[0] !== this.#self) await this.#repair(m.k, owners);
+    if (owners[0] !== this.#self || this.#pulls > 0 || this.#gained) await this.#repair(m.k, owners);
     for (let attempt = 0; attempt < 4; attempt++) {
       const now = Date.now();
       const cur = this.#table.get(m.k);
@@ -409,7 +458,7 @@ export class PeerNode {
   }
 
   async #touch(conn: SecureConnection, m: Msg, owners: string[]): Promise<void> {
-    if (owners[0] !== this.#self) await this.#repair(m.k, owners);
+    if (owners[0] !== this.#self || this.#pulls > 0 || this.#gained) await this.#repair(m.k, owners);
     const cur = this.#table.get(m.k);
     const now = Date.now();
     if (cur === undefined || cur.v === null || cur.e <= now) {
@@ -522,10 +571,31 @@ export class PeerNode {
     if (conn.congested) await conn.drained();
   }
 
+  async #pull(from: string): Promise<void> {
+    this.#pulls++;
+    const t0 = Date.now();
+    let n = 0;
+    try {
+      await (this.#links as PeerLinks).request(from, msg(T.SYNC, { s: this.#self, f: F.PULL }), 120_000, {
+        item: (m) => {
+          n++;
+          this.#merge(m.k, { v: m.v, n: m.n1, e: m.n2, o: m.s });
+        },
+      });
+      this.#log('sessions.pulled', { from, records: n, ms: Date.now() - t0 });
+    } catch (err) {
+      this.#log('sessions.pull_failed', { from, error: (err as Error).message });
+    } finally {
+      this.#pulls--;
+    }
+  }
+
   async #serveSync(conn: SecureConnection, m: Msg): Promise<void> {
     const joiner = m.s;
-    this.#joining.add(joiner);
-    this.#syncedBy.add(joiner);
+    if ((m.f & F.PULL) === 0) {
+      this.#joining.add(joiner);
+      this.#syncedBy.add(joiner);
+    }
     const view = (id: string): boolean => id === joiner || this.#isLive(id);
     const now = Date.now();
     let i = 0;
@@ -548,6 +618,7 @@ export class PeerNode {
 
   #membershipChanged(): void {
     if (!this.#ready || this.#closed) return;
+    if (!this.#gained && this.#ring.members.some((id) => id !== this.#self && this.#isLive(id) && !this.#view.has(id))) this.#gained = true;
     if (this.#debounce !== undefined) return;
     this.#debounce = setTimeout(() => {
       this.#debounce = undefined;
@@ -574,11 +645,18 @@ export class PeerNode {
         this.#view = next;
         const newly = [...next].filter((id) => !prev.has(id));
         const gone = [...prev].filter((id) => !next.has(id));
-        if (newly.length === 0 && gone.length === 0) continue;
+        if (newly.length === 0 && gone.length === 0) {
+          this.#gained = false;
+          continue;
+        }
         const t0 = Date.now();
         const skip = new Set(newly.filter((id) => this.#syncedBy.has(id)));
         for (const id of [...newly, ...gone]) this.#syncedBy.delete(id);
         for (const id of newly) this.#joining.delete(id);
+        // A peer that comes back without having caught up from this node (a hang, a partition)
+        // may hold newer records of keys this node owns: pull them, reading with repair meanwhile.
+        for (const id of newly) if (id !== this.#self && !skip.has(id)) void this.#pull(id);
+        this.#gained = false;
         const queues = new Map<string, string[]>();
         const drop: string[] = [];
         const wasLive = (id: string): boolean => prev.has(id);

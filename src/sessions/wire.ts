@@ -42,6 +42,8 @@ export const F = {
   KEYS_ONLY: 32,
   /** GET between nodes: answer with the raw record (tombstones too) for read repair. */
   RAW: 64,
+  /** SYNC from a live node that regained a peer (not a joining node). */
+  PULL: 128,
 } as const;
 
 export interface Msg {

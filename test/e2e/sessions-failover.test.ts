@@ -77,4 +77,48 @@ describe('peer store: 3 processes, R=2, one SIGKILLed', () => {
       await cluster.stop();
     }
   });
+
+  it('a node that was stopped (SIGSTOP) and resumes never serves what it held before', { timeout: 60_000 }, async (t) => {
+    const cluster = await startPeerProcesses(3, { replicas: 2 });
+    const c = new PeerClient({ peers: cluster.ids, key: TEST_KEY, replicas: 2 });
+    try {
+      await converged(c, cluster.ids);
+      const keys = Array.from({ length: 2000 }, (_, i) => `stop-${i}`);
+      await Promise.all(keys.map((k) => c.set(k, 'v1')));
+      const frozen = cluster.procs[2];
+      assert.ok(frozen);
+      frozen.child.kill('SIGSTOP');
+      await until(() => !c.membership.isLive(frozen.id), 10_000, 'the stopped node dropped');
+      const survivors = cluster.ids.filter((id) => id !== frozen.id);
+      await until(async () => {
+        const n = await copies(c, survivors);
+        return keys.every((k) => n.get(k) === 2);
+      }, 10_000, 'hand-off among the survivors');
+      // While it sleeps: every session changes, some are destroyed.
+      await Promise.all(keys.map((k, i) => (i % 20 === 0 ? c.destroy(k) : c.set(k, 'v2'))));
+      const tCont = Date.now();
+      frozen.child.kill('SIGCONT');
+      const stale: string[] = [];
+      let rounds = 0;
+      // read everything over and over while it comes back, and after
+      while (Date.now() - tCont < 6000) {
+        const got = await Promise.all(keys.map(async (k) => (await c.get(k))?.value));
+        keys.forEach((k, i) => {
+          const want = i % 20 === 0 ? undefined : 'v2';
+          if (got[i] !== want) stale.push(`${k}=${String(got[i])}`);
+        });
+        rounds++;
+      }
+      t.diagnostic(`read all ${keys.length} sessions ${rounds} times during the 6 s after SIGCONT: ${stale.length} stale reads`);
+      assert.deepEqual(stale.slice(0, 5), []);
+      const ready = await frozen.waitFor((l) => l.event === 'sessions.ready_again', 10_000);
+      t.diagnostic(`the resumed node noticed its stall, stopped serving and caught up ${String(ready.caughtUp)} records in ${String(ready.ms)} ms`);
+      await converged(c, cluster.ids);
+      const n = await copies(c, cluster.ids);
+      assert.ok(keys.every((k, i) => (i % 20 === 0 ? !n.has(k) : n.get(k) === 2)), 'two copies again, destroyed sessions nowhere');
+    } finally {
+      await c.close();
+      await cluster.stop();
+    }
+  });
 });
