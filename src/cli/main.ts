@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { runCheck } from './check.js';
 import { runDemo } from './demo.js';
 import { registerOperatorCommands } from './operator.js';
+import { registerSessionsCommands } from './sessions.js';
 import { runStart } from './start.js';
 
 const program = new Command();
@@ -45,6 +46,7 @@ program
   });
 
 registerOperatorCommands(program);
+registerSessionsCommands(program);
 
 try {
   await program.parseAsync(process.argv);

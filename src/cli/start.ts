@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import { watch } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { formatProblem, loadConfigFile } from '../config/index.js';
+import { formatAddress, formatProblem, loadConfigFile } from '../config/index.js';
 import type { CorralConfig } from '../config/index.js';
 import { CorralError } from '../errors.js';
 import { createLogger } from '../log.js';
@@ -13,6 +13,8 @@ import type { AdminServer } from '../admin/index.js';
 import { supervisorAdminNode } from '../admin/supervisor-node.js';
 import type { SupervisorAdminNode } from '../admin/supervisor-node.js';
 import { HealthBus, HealthMonitor } from '../health/index.js';
+import { startSessions } from '../sessions/index.js';
+import type { SessionsRole } from '../sessions/index.js';
 import type { HealthSink } from '../health/index.js';
 import { ADMIN_STATE_ENV, Supervisor, workerCount } from '../workers/supervisor.js';
 import type { HealthSnapshot, SupervisorMessage, WorkerMessage } from '../workers/supervisor.js';
@@ -113,11 +115,37 @@ async function runNode(file: string, config: CorralConfig, drainMs: number): Pro
     }
     throw err;
   }
+  const sessions = await startSessionsRole(config, log);
+  if (sessions === false) {
+    await admin?.close();
+    await node.stop(0);
+    return 1;
+  }
   const stopWatching = watchConfig(file, log, (why) => void reloadFromFile(file, node, log, why));
   return waitForStop(node, log, drainMs, async () => {
     stopWatching();
     await admin?.close();
+    await sessions?.close();
   });
+}
+
+/**
+ * The session-state service (`sessions`), run once per node: in the single
+ * process, or in the supervisor when there are workers (it owns a port).
+ * Resolves false (after printing why) when it cannot start.
+ */
+async function startSessionsRole(config: CorralConfig, log: Logger): Promise<SessionsRole | null | false> {
+  if (config.sessions === undefined) return null;
+  try {
+    const role = await startSessions(config, { log: (event, fields) => log.info({ ...fields, role: 'sessions' }, event) });
+    if (role === undefined) return null;
+    log.info({ store: config.sessions.store, listen: config.sessions.listen === undefined ? null : formatAddress(config.sessions.listen) }, 'sessions role started');
+    return role;
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'sessions role failed to start');
+    process.stderr.write(`corral: sessions: ${(err as Error).message}\n`);
+    return false;
+  }
 }
 
 /** How long a supervisor's admin read waits for its workers' counters. */
@@ -253,6 +281,14 @@ async function runSupervisor(file: string, config: CorralConfig, drainMs: number
     process.stderr.write(`corral: ${(err as Error).message}\n`);
     return 1;
   }
+  const sessions = await startSessionsRole(config, log);
+  if (sessions === false) {
+    clearInterval(keepAlive);
+    await admin?.close();
+    await supervisor.stop();
+    await (monitor as HealthMonitor | null)?.stop();
+    return 1;
+  }
   log.info({ node: config.node.name, config: file, workers: count }, 'node started');
   const sup = supervisor;
   const stopWatching = watchConfig(file, log, (why) => {
@@ -282,6 +318,7 @@ async function runSupervisor(file: string, config: CorralConfig, drainMs: number
       log.info({ signal, drainMs }, 'stopping: workers finish in-flight requests');
       void (admin?.close() ?? Promise.resolve())
         .then(() => sup.stop())
+        .then(() => sessions?.close())
         .then(() => monitor?.stop())
         .then(() => {
           clearInterval(keepAlive);
