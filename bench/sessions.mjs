@@ -7,11 +7,12 @@
 //   node bench/sessions.mjs --quick   smoke test (short rounds, 10k sessions for the hand-off)
 //
 // Environment: BENCH_SECONDS per measurement (5), BENCH_ROUNDS (3), BENCH_CONCURRENCY in-flight
-// requests (64), BENCH_KEYS (10000), BENCH_VALUE_BYTES (200), BENCH_HANDOFF_SESSIONS (100000).
+// requests, a comma list (64,256), BENCH_KEYS (10000), BENCH_VALUE_BYTES (200),
+// BENCH_HANDOFF_SESSIONS (100000).
 // Needs a build (npm run build) and redis-server on PATH.
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -27,7 +28,8 @@ const QUICK = process.argv.includes('--quick');
 const num = (name, dflt) => (process.env[name] ? Number(process.env[name]) : dflt);
 const SECONDS = num('BENCH_SECONDS', QUICK ? 1.5 : 5);
 const ROUNDS = num('BENCH_ROUNDS', QUICK ? 1 : 3);
-const CONC = num('BENCH_CONCURRENCY', 64);
+const LEVELS = (process.env.BENCH_CONCURRENCY ?? (QUICK ? '64' : '64,256')).split(',').map(Number);
+let CONC = LEVELS[0];
 const KEYS = num('BENCH_KEYS', 10_000);
 const VALUE_BYTES = num('BENCH_VALUE_BYTES', 200);
 const HANDOFF_N = num('BENCH_HANDOFF_SESSIONS', QUICK ? 10_000 : 100_000);
@@ -85,7 +87,8 @@ async function measure(op) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main() {
-  log(`sessions bench: ${ROUNDS} round(s) × ${SECONDS}s, ${CONC} in flight, ${KEYS} keys of ${value.length} bytes`);
+  const load0 = loadavg()[0];
+  log(`sessions bench: ${ROUNDS} round(s) × ${SECONDS}s, ${LEVELS.join(' and ')} in flight, ${KEYS} keys of ${value.length} bytes`);
   const redis = await startRedis();
   const cluster = await startPeerProcesses(3, { replicas: 2 });
   const peer = new PeerClient({ peers: cluster.ids, key: TEST_KEY, replicas: 2 });
@@ -106,14 +109,18 @@ async function main() {
       'redis set (ioredis SET PX)': (k) => io.set(k, value, 'PX', TTL),
       'redis store set (Corral RedisStore, Lua)': (k) => store.set(k, value),
     };
-    for (const name of Object.keys(subjects)) results[name] = [];
     // warm-up
     for (const op of Object.values(subjects)) await measure.call(null, op).catch(() => {});
-    for (let r = 0; r < ROUNDS; r++) {
-      for (const [name, op] of Object.entries(subjects)) {
-        const m = await measure(op);
-        results[name].push(m);
-        log(`round ${r + 1}  ${name.padEnd(44)} ${m.ops.toFixed(0).padStart(7)} ops/s  p50 ${m.p50.toFixed(2)} ms  p99 ${m.p99.toFixed(2)} ms${m.errors ? `  errors ${m.errors}` : ''}`);
+    for (const level of LEVELS) {
+      CONC = level;
+      const res = (results[level] = {});
+      for (const name of Object.keys(subjects)) res[name] = [];
+      for (let r = 0; r < ROUNDS; r++) {
+        for (const [name, op] of Object.entries(subjects)) {
+          const m = await measure(op);
+          res[name].push(m);
+          log(`${level} in flight, round ${r + 1}  ${name.padEnd(44)} ${m.ops.toFixed(0).padStart(7)} ops/s  p50 ${m.p50.toFixed(2)} ms  p99 ${m.p99.toFixed(2)} ms${m.errors ? `  errors ${m.errors}` : ''}`);
+        }
       }
     }
   } finally {
@@ -123,8 +130,9 @@ async function main() {
     await cluster.stop();
     redis.child.kill('SIGKILL');
   }
+  const load1 = loadavg()[0];
   const handoff = await measureHandoff();
-  report(results, handoff);
+  report(results, handoff, [load0, load1]);
 }
 
 async function copies(c, ids) {
@@ -163,41 +171,56 @@ async function measureHandoff() {
     const tJoin = performance.now();
     const back = await cluster.start(1);
     const ready = await back.waitFor((l) => l.event === 'sessions.ready', 120_000);
-    const joinReadyMs = performance.now() - tJoin;
+    await until(() => c.membership.isLive(victim.id), 30_000, 'rejoined node live');
     await until(async () => {
-      const n = await copies(c, cluster.ids);
+      const n = await copies(c, cluster.ids).catch(() => new Map());
       return hk.every((k) => n.get(k) === 2);
     }, 120_000, 'exactly two copies after the rejoin');
     const rejoinMs = performance.now() - tJoin;
-    return { n: HANDOFF_N, writeMs, allCopiesMs, nodes, lost, caughtUp: ready.caughtUp, catchUpMs: ready.ms, joinReadyMs, rejoinMs };
+    return { n: HANDOFF_N, writeMs, allCopiesMs, nodes, lost, caughtUp: ready.caughtUp, catchUpMs: ready.ms, rejoinMs };
   } finally {
     await c.close();
     await cluster.stop();
   }
 }
 
-function report(results, h) {
-  const best = (name) => median(results[name].map((m) => m.ops));
-  const p99 = (name) => median(results[name].map((m) => m.p99));
-  const rows = Object.keys(results).map((name) => `| ${name} | ${best(name).toFixed(0)} | ${median(results[name].map((m) => m.p50)).toFixed(2)} | ${p99(name).toFixed(2)} | ${results[name].reduce((a, m) => a + m.errors, 0)} |`);
-  const ratio = (a, b) => (best(a) / best(b)).toFixed(2);
-  const getRatio = ratio('peer get (Corral client, R=2)', 'redis get (ioredis GET)');
-  const setRatio = ratio('peer set (Corral client, R=2)', 'redis set (ioredis SET PX)');
-  const date = new Date().toISOString().slice(0, 10);
-  const md = `# Sessions benchmark — ${date}${QUICK ? ' (quick)' : ''}
-
-Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}.
-One client process drives all subjects, interleaved, ${ROUNDS} round(s) of ${SECONDS} s each (median shown),
-${CONC} requests in flight, ${KEYS} keys, values of ${value.length} bytes.
-Peer: 3 node processes (\`peer-main.js\`), R=2, AES-256-GCM frames; a set is acknowledged once both owners hold it.
-Redis: a \`redis-server --save ""\` started for the run, one ioredis connection (auto-pipelined by concurrency).
+function report(all, h, loads) {
+  const sections = [];
+  const ratios = [];
+  for (const [level, results] of Object.entries(all)) {
+    const best = (name) => median(results[name].map((m) => m.ops));
+    const rows = Object.keys(results).map(
+      (name) =>
+        `| ${name} | ${best(name).toFixed(0)} | ${median(results[name].map((m) => m.p50)).toFixed(2)} | ${median(results[name].map((m) => m.p99)).toFixed(2)} | ${results[name].reduce((a, m) => a + m.errors, 0)} |`,
+    );
+    const ratio = (a, b) => (best(a) / best(b)).toFixed(2);
+    const g = ratio('peer get (Corral client, R=2)', 'redis get (ioredis GET)');
+    const st = ratio('peer set (Corral client, R=2)', 'redis set (ioredis SET PX)');
+    ratios.push(`${level} in flight: get ${g}×, set ${st}×`);
+    sections.push(`### ${level} requests in flight
 
 | subject | ops/s | p50 ms | p99 ms | errors |
 | --- | ---: | ---: | ---: | ---: |
 ${rows.join('\n')}
 
-**Ratio to Redis (ops/s): get ${getRatio}×, set ${setRatio}×** (target ≥ 0.7×).
+Ratio of the peer client to ioredis (ops/s): **get ${g}×, set ${st}×**.
+`);
+  }
+  const date = new Date().toISOString().slice(0, 10);
+  const md = `# Sessions benchmark — ${date}${QUICK ? ' (quick)' : ''}
 
+Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version};
+load average ${loads[0].toFixed(2)} at the start, ${loads[1].toFixed(2)} at the end of the get/set rounds (other work shares this machine).
+One client process drives every subject, interleaved, ${ROUNDS} round(s) of ${SECONDS} s each (medians shown),
+${KEYS} keys, values of ${value.length} bytes.
+Peer: 3 node processes (\`peer-main.js\`), R=2, AES-256-GCM frames; a set is acknowledged once both owners hold it
+(client → coordinator → replica → coordinator → client: two round trips, against one for Redis).
+Redis: a \`redis-server --save ""\` started for the run, one ioredis connection (pipelined by the concurrency),
+no replication. "RedisStore" is Corral's \`redis\` store on the same server (versioned hash + Lua).
+
+**Ratios to Redis: ${ratios.join('; ')}** (target ≥ 0.7×).
+
+${sections.join('\n')}
 ## Hand-off after SIGKILL (${h.n.toLocaleString('en')} sessions, 3 nodes, R=2)
 
 | measure | value |

@@ -70,13 +70,15 @@ export class PeerClient implements SessionStore {
     return this.#links.waitFor(() => this.#links.liveIds().length > 0, timeoutMs);
   }
 
+  readonly #isLive = (id: string): boolean => this.#links.isLive(id);
+
   async #owners(key: string): Promise<string[]> {
     if (this.#closed) throw new SessionError('CORRAL_ERR_SESSION_CLOSED', 'session client is closed');
-    let owners = this.#ring.owners(key, this.#replicas, (id) => this.#links.isLive(id));
+    let owners = this.#ring.owners(key, this.#replicas, this.#isLive);
     if (owners.length === 0) {
       // Starting up, or every owner just failed: wait (bounded) for one to be live.
-      await this.#links.waitFor(() => this.#ring.owners(key, this.#replicas, (id) => this.#links.isLive(id)).length > 0 || this.#links.allSettled() && this.#links.liveIds().length === 0, this.#connectTimeout);
-      owners = this.#ring.owners(key, this.#replicas, (id) => this.#links.isLive(id));
+      await this.#links.waitFor(() => this.#ring.owners(key, this.#replicas, this.#isLive).length > 0 || (this.#links.allSettled() && this.#links.liveIds().length === 0), this.#connectTimeout);
+      owners = this.#ring.owners(key, this.#replicas, this.#isLive);
     }
     if (owners.length === 0) {
       const auth = this.#ring.members.map((id) => this.#links.lastError(id)).find((e) => e instanceof SessionError && e.code === 'CORRAL_ERR_SESSION_AUTH');
@@ -86,28 +88,51 @@ export class PeerClient implements SessionStore {
     return owners;
   }
 
-  /** Sends to the key's first live owner, failing over to the next ones. */
-  async #call(key: string, m: Msg): Promise<Msg> {
-    const owners = await this.#owners(key);
-    let last: Error | undefined;
+  /**
+   * Sends to the key's first live owner, failing over to the next ones. The
+   * common case (an owner is live and answers) takes no async frame of its own.
+   */
+  #call(key: string, m: Msg): Promise<Msg> {
+    const owners = this.#closed ? [] : this.#ring.owners(key, this.#replicas, this.#isLive);
+    const first = owners[0];
+    if (first === undefined) return this.#callSlow(key, m, undefined, undefined);
+    return this.#links.request(first, m, this.#timeout).then(
+      (r) => (r.t === T.R_ERR ? this.#callSlow(key, m, first, this.#settle(r)) : r),
+      (err: unknown) => this.#callSlow(key, m, first, this.#retryable(err)),
+    );
+  }
+
+  /** A peer's error reply: a retryable one is returned, any other thrown. */
+  #settle(r: Msg): Error {
+    const err = new SessionError(isSessionErrorCode(r.s) ? r.s : 'CORRAL_ERR_SESSION_UNAVAILABLE', r.v ?? 'peer error');
+    return this.#retryable(err);
+  }
+
+  /** Returns errors worth trying the next owner for; throws the others. */
+  #retryable(err: unknown): Error {
+    if (err instanceof SessionError && err.code !== 'CORRAL_ERR_SESSION_UNAVAILABLE' && err.code !== 'CORRAL_ERR_SESSION_TIMEOUT' && err.code !== 'CORRAL_ERR_SESSION_PROTOCOL') {
+      this.#c.errors++;
+      throw err;
+    }
+    return err as Error;
+  }
+
+  /** After owner `tried` failed with `failed` (or none was live): every other owner in turn. */
+  async #callSlow(key: string, m: Msg, tried: string | undefined, failed: Error | undefined): Promise<Msg> {
+    const owners = (await this.#owners(key)).filter((o) => o !== tried);
+    let last = failed;
     for (const [i, o] of owners.entries()) {
-      if (i > 0) this.#c.failovers++;
+      if (tried !== undefined || i > 0) this.#c.failovers++;
       try {
         const r = await this.#links.request(o, { ...m }, this.#timeout);
         if (r.t === T.R_ERR) {
-          const err = new SessionError(isSessionErrorCode(r.s) ? r.s : 'CORRAL_ERR_SESSION_UNAVAILABLE', r.v ?? 'peer error');
-          if (err.code !== 'CORRAL_ERR_SESSION_UNAVAILABLE' && err.code !== 'CORRAL_ERR_SESSION_TIMEOUT') throw err;
-          last = err;
+          last = this.#settle(r);
           continue;
         }
         return r;
       } catch (err) {
-        if (err instanceof SessionError && err.code !== 'CORRAL_ERR_SESSION_UNAVAILABLE' && err.code !== 'CORRAL_ERR_SESSION_TIMEOUT' && err.code !== 'CORRAL_ERR_SESSION_PROTOCOL') {
-          this.#c.errors++;
-          throw err;
-        }
         // A slow owner is not dropped here (that would fail every request in flight on it); heartbeats decide liveness.
-        last = err as Error;
+        last = this.#retryable(err);
       }
     }
     this.#c.errors++;

@@ -18,7 +18,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { SecureConnection } from './connection.js';
+import { SecureConnection, wireCounters } from './connection.js';
 import { SessionError } from './errors.js';
 import { PeerLinks, StaticMembership } from './links.js';
 import { joinId, splitId, type Membership } from './membership.js';
@@ -732,7 +732,13 @@ export class PeerNode {
     }
   }
 
-  stats(): SessionStats & { node: string; ready: boolean; tombstones: number; security: { authFailures: number; protocolErrors: number } } {
+  stats(): SessionStats & {
+    node: string;
+    ready: boolean;
+    tombstones: number;
+    security: { authFailures: number; protocolErrors: number };
+    wire: { flushes: number; frames: number; messages: number };
+  } {
     const now = Date.now();
     let sessions = 0;
     let tombstones = 0;
@@ -754,6 +760,7 @@ export class PeerNode {
       handoff,
       members: this.#ring.members.map((id) => ({ id, live: this.#isLive(id), self: id === this.#self })),
       security: { ...this.#security },
+      wire: { flushes: wireCounters.flushes, frames: wireCounters.frames, messages: wireCounters.messages },
     };
   }
 
