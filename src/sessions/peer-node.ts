@@ -17,7 +17,7 @@
  * surfaces later loses to it.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import { SecureConnection, wireCounters } from './connection.js';
 import { SessionError } from './errors.js';
 import { PeerLinks, StaticMembership } from './links.js';
@@ -55,7 +55,7 @@ const recBytes = (k: string, r: Rec): number => Buffer.byteLength(k) + (r.v === 
 
 /** The entry of `peers` that names this node: same port, and the listen host or an address of this machine. */
 export function findSelf(peers: readonly string[], listen: { host: string; port: number }): string | undefined {
-  const local = new Set<string>(['localhost', '127.0.0.1', '::1', listen.host]);
+  const local = new Set<string>(['localhost', '127.0.0.1', '::1', listen.host, hostname()]);
   for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) local.add(a.address);
   const wildcard = listen.host === '0.0.0.0' || listen.host === '::' || listen.host === '';
   const same = peers.filter((p) => splitId(p).port === listen.port);
