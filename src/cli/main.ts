@@ -4,11 +4,8 @@
  * 2 usage error. Errors are one line on stderr; `--debug` adds the stack.
  */
 import { Command, CommanderError } from 'commander';
-import { runCheck } from './check.js';
-import { runDemo } from './demo.js';
 import { registerOperatorCommands } from './operator.js';
 import { registerSessionsCommands } from './sessions.js';
-import { runStart } from './start.js';
 
 const program = new Command();
 program
@@ -24,6 +21,8 @@ program
   .option('-c, --config <file>', 'configuration file', 'corral.yaml')
   .option('--drain-timeout <ms>', 'how long SIGTERM waits for in-flight requests', '30000')
   .action(async (opts: { config: string; drainTimeout: string }) => {
+    // Each command loads only what it runs (a node process stays small).
+    const { runStart } = await import('./start.js');
     process.exitCode = await runStart(opts.config, Number(opts.drainTimeout));
   });
 
@@ -32,6 +31,7 @@ program
   .description('validate a configuration: exit 0 when valid, 1 with FILE:LINE:COL message per problem')
   .requiredOption('-c, --config <file>', 'configuration file')
   .action(async (opts: { config: string }) => {
+    const { runCheck } = await import('./check.js');
     process.exitCode = await runCheck(opts.config);
   });
 
@@ -42,6 +42,7 @@ program
   .option('--app-ports <ports>', 'comma-separated ports of the three app servers', '9001,9002,9003')
   .option('--admin-port <port>', 'console, stats, metrics and admin API port', '9010')
   .action(async (opts: { port: string; appPorts: string; adminPort: string }) => {
+    const { runDemo } = await import('./demo.js');
     process.exitCode = await runDemo(Number(opts.port), opts.appPorts.split(',').map(Number), Number(opts.adminPort));
   });
 

@@ -5,8 +5,6 @@
  */
 import { Command, CommanderError } from 'commander';
 import { formatAddress, formatProblem, loadConfigFile } from '../config/index.js';
-import { PeerClient } from '../sessions/peer-client.js';
-import { RedisStore } from '../sessions/redis-store.js';
 import type { SessionStats } from '../sessions/types.js';
 import { processIo, type OperatorIo } from './operator.js';
 import { renderTable, wantColour, type Cell } from './table.js';
@@ -92,6 +90,8 @@ async function collect(opts: StatsOptions, env: NodeJS.ProcessEnv): Promise<Sess
   }
   if (s.store === 'redis') {
     const key = loaded.config.cluster?.key;
+    // Loaded here, not at the top: every `corral` command imports this file.
+    const { RedisStore } = await import('../sessions/redis-store.js');
     const store = new RedisStore({ url: s.redis.url, prefix: s.redis.prefix, timeout, encryptKey: s.encrypt ? key : undefined });
     try {
       await store.length();
@@ -106,6 +106,7 @@ async function collect(opts: StatsOptions, env: NodeJS.ProcessEnv): Promise<Sess
 }
 
 async function peerRows(peers: string[], key: string, timeout: number): Promise<SessionsStatsRow[]> {
+  const { PeerClient } = await import('../sessions/peer-client.js');
   const client = new PeerClient({ peers, key, timeout, connectTimeout: timeout, name: 'corral-cli' });
   try {
     // wait for every peer to answer its first heartbeat (or fail), bounded

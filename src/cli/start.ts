@@ -8,12 +8,15 @@ import { CorralError } from '../errors.js';
 import { createLogger } from '../log.js';
 import type { Logger } from '../log.js';
 import { CorralNode } from '../node.js';
-import { AdminError, attachAdmin, healthEventSource, LatencyHistograms, LogRing, startAdmin, stateFileFor } from '../admin/index.js';
+// The admin server (prom-client) and the sessions role (ioredis) are loaded only when configured: they
+// would add ~20 MB each to every process otherwise.
 import type { AdminServer } from '../admin/index.js';
+import { AdminError } from '../admin/errors.js';
+import { LatencyHistograms } from '../admin/latency.js';
+import { LogRing } from '../admin/log-ring.js';
 import { supervisorAdminNode } from '../admin/supervisor-node.js';
 import type { SupervisorAdminNode } from '../admin/supervisor-node.js';
 import { HealthBus, HealthMonitor } from '../health/index.js';
-import { startSessions } from '../sessions/index.js';
 import type { SessionsRole } from '../sessions/index.js';
 import type { HealthSink } from '../health/index.js';
 import { ADMIN_STATE_ENV, Supervisor, workerCount } from '../workers/supervisor.js';
@@ -105,7 +108,11 @@ async function runNode(file: string, config: CorralConfig, drainMs: number): Pro
   log.info({ node: config.node.name, config: file }, 'node started');
   let admin: AdminServer | null;
   try {
-    admin = await attachAdmin({ node, log, configFile: file, ...(latency !== undefined ? { latency } : {}), ...(ring !== undefined ? { logs: ring } : {}) });
+    admin = null;
+    if (config.admin !== undefined) {
+      const { attachAdmin } = await import('../admin/index.js');
+      admin = await attachAdmin({ node, log, configFile: file, ...(latency !== undefined ? { latency } : {}), ...(ring !== undefined ? { logs: ring } : {}) });
+    }
   } catch (err) {
     await node.stop(0);
     if (err instanceof AdminError) {
@@ -137,6 +144,7 @@ async function runNode(file: string, config: CorralConfig, drainMs: number): Pro
 async function startSessionsRole(config: CorralConfig, log: Logger): Promise<SessionsRole | null | false> {
   if (config.sessions === undefined) return null;
   try {
+    const { startSessions } = await import('../sessions/index.js');
     const role = await startSessions(config, { log: (event, fields) => log.info({ ...fields, role: 'sessions' }, event) });
     if (role === undefined) return null;
     log.info({ store: config.sessions.store, listen: config.sessions.listen === undefined ? null : formatAddress(config.sessions.listen) }, 'sessions role started');
@@ -252,6 +260,7 @@ async function runSupervisor(file: string, config: CorralConfig, drainMs: number
   let admin: AdminServer | null = null;
   if (adminNode !== null && config.admin !== undefined) {
     try {
+      const { healthEventSource, startAdmin, stateFileFor } = await import('../admin/index.js');
       admin = await startAdmin({
         config: config.admin,
         node: adminNode,

@@ -4,8 +4,10 @@
  * through its own `nodeAdapter`, keeps them to re-apply after a reload, and
  * answers status requests with its local snapshot and latency histograms.
  */
-import { AdminError, nodeAdapter } from '../admin/index.js';
-import type { LatencyHistograms, LocalAdminNode } from '../admin/index.js';
+import { nodeAdapter } from '../admin/admin-node.js';
+import type { LocalAdminNode } from '../admin/admin-node.js';
+import { AdminError } from '../admin/errors.js';
+import type { LatencyHistograms } from '../admin/latency.js';
 import type { RuntimeOverride, WorkerReport } from '../admin/supervisor-node.js';
 import type { CorralNode } from '../node.js';
 
