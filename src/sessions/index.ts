@@ -12,3 +12,4 @@ export { type Membership } from './membership.js';
 export { HashRing } from './ring.js';
 export { CorralSessionStore, type CorralSessionStoreOptions, type ConflictPolicy } from './express-store.js';
 export { startSessions, type SessionsRole, type SessionsRoleOptions } from './role.js';
+export { sessionMetricSamples, type MetricSample } from './metrics.js';
