@@ -28,6 +28,7 @@ import { assertSameOrigin, readJsonObject, send, sendError, sendHtml, sendJson }
 import type { LatencyHistograms } from './latency.js';
 import { maskSecrets } from './mask.js';
 import { createMetrics } from './metrics.js';
+import type { ExtraSample } from './metrics.js';
 import { RuntimeState } from './state-file.js';
 import { renderStatsPage } from './stats-page.js';
 import { ADMIN_STATES, MAX_WEIGHT } from './types.js';
@@ -57,6 +58,8 @@ export interface AdminServerOptions {
   readonly maxEventStreams?: number;
   /** Include Node.js process metrics (default true). */
   readonly processMetrics?: boolean;
+  /** Metrics of other roles (e.g. sessions), read at each scrape. */
+  readonly extraMetrics?: () => readonly ExtraSample[];
   /** Default `/stats` refresh in seconds (default 5). */
   readonly statsRefresh?: number;
 }
@@ -125,7 +128,12 @@ export async function startAdmin(opts: AdminServerOptions): Promise<AdminServer>
   const events = new EventLog(opts.eventBuffer ?? 1000);
   const heartbeatMs = opts.heartbeatMs ?? 15_000;
   const maxStreams = opts.maxEventStreams ?? 64;
-  const metrics = createMetrics({ node, ...(opts.latency !== undefined ? { latency: opts.latency } : {}), processMetrics: opts.processMetrics ?? true });
+  const metrics = createMetrics({
+    node,
+    ...(opts.latency !== undefined ? { latency: opts.latency } : {}),
+    ...(opts.extraMetrics !== undefined ? { extra: opts.extraMetrics } : {}),
+    processMetrics: opts.processMetrics ?? true,
+  });
 
   // Runtime changes from the state file, now and after every reload.
   const state = await RuntimeState.load(opts.stateFile, log);

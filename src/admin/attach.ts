@@ -8,7 +8,7 @@ import type { CorralNode } from '../node.js';
 import { nodeAdapter } from './admin-node.js';
 import type { NodeAdapterOptions } from './admin-node.js';
 import { startAdmin } from './admin-server.js';
-import type { AdminServer, RecentLogs } from './admin-server.js';
+import type { AdminServer, AdminServerOptions, RecentLogs } from './admin-server.js';
 import { healthEventSource, mergeSources } from './events.js';
 import type { AdminEventSource, HealthEvents } from './events.js';
 import type { LatencyHistograms } from './latency.js';
@@ -36,6 +36,8 @@ export interface AttachAdminOptions {
   readonly logs?: RecentLogs;
   /** More event sources (cluster roles, …). */
   readonly events?: AdminEventSource;
+  /** Metrics of other roles (sessions), read at each scrape. */
+  readonly extraMetrics?: AdminServerOptions['extraMetrics'];
 }
 
 /**
@@ -64,5 +66,6 @@ export async function attachAdmin(opts: AttachAdminOptions): Promise<AdminServer
     ...(stateFile !== undefined ? { stateFile } : {}),
     ...(opts.latency !== undefined ? { latency: opts.latency } : {}),
     ...(opts.logs !== undefined ? { logs: opts.logs } : {}),
+    ...(opts.extraMetrics !== undefined ? { extraMetrics: opts.extraMetrics } : {}),
   });
 }

@@ -17,8 +17,19 @@ import type { ResponseClasses, StatusResponse } from './types.js';
 
 const CLASSES: readonly (keyof ResponseClasses)[] = ['1xx', '2xx', '3xx', '4xx', '5xx'];
 
+/** A sample from another role (sessions, …), appended to the exposition as it is. */
+export interface ExtraSample {
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'gauge' | 'counter';
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
 export interface MetricsOptions {
   readonly node: AdminNode;
+  /** Samples of other roles, read at scrape time. */
+  readonly extra?: () => readonly ExtraSample[];
   readonly latency?: LatencyHistograms;
   /** Node.js process metrics (`process_*`, `nodejs_*`); default true. */
   readonly processMetrics?: boolean;
@@ -65,6 +76,30 @@ class SnapshotHistogram {
     }
     return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values });
   }
+}
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+/** Prometheus text for samples, grouped by name (HELP and TYPE once per name). */
+export function renderExtra(samples: readonly ExtraSample[]): string {
+  const byName = new Map<string, ExtraSample[]>();
+  for (const s of samples) {
+    const list = byName.get(s.name);
+    if (list === undefined) byName.set(s.name, [s]);
+    else list.push(s);
+  }
+  let out = '';
+  for (const [name, list] of byName) {
+    const first = list[0] as ExtraSample;
+    out += `# HELP ${name} ${first.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}\n# TYPE ${name} ${first.type}\n`;
+    for (const s of list) {
+      const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
+      out += `${name}${labels === '' ? '' : `{${labels}}`} ${s.value}\n`;
+    }
+  }
+  return out;
 }
 
 export function createMetrics(opts: MetricsOptions): Metrics {
@@ -189,7 +224,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
       snap = s;
       const text = registry.metrics();
       snap = null;
-      return text;
+      return opts.extra === undefined ? text : (await text) + renderExtra(opts.extra());
     },
   };
 }

@@ -18,6 +18,8 @@ import { supervisorAdminNode } from '../admin/supervisor-node.js';
 import type { SupervisorAdminNode } from '../admin/supervisor-node.js';
 import { HealthBus, HealthMonitor } from '../health/index.js';
 import type { SessionsRole } from '../sessions/index.js';
+import { sessionMetricSamples } from '../sessions/metrics.js';
+import type { ExtraSample } from '../admin/metrics.js';
 import type { HealthSink } from '../health/index.js';
 import { ADMIN_STATE_ENV, Supervisor, workerCount } from '../workers/supervisor.js';
 import type { HealthSnapshot, SupervisorMessage, WorkerMessage } from '../workers/supervisor.js';
@@ -111,7 +113,14 @@ async function runNode(file: string, config: CorralConfig, drainMs: number): Pro
     admin = null;
     if (config.admin !== undefined) {
       const { attachAdmin } = await import('../admin/index.js');
-      admin = await attachAdmin({ node, log, configFile: file, ...(latency !== undefined ? { latency } : {}), ...(ring !== undefined ? { logs: ring } : {}) });
+      admin = await attachAdmin({
+        node,
+        log,
+        configFile: file,
+        extraMetrics: () => sessionSamples(sessionsRole),
+        ...(latency !== undefined ? { latency } : {}),
+        ...(ring !== undefined ? { logs: ring } : {}),
+      });
     }
   } catch (err) {
     await node.stop(0);
@@ -128,12 +137,20 @@ async function runNode(file: string, config: CorralConfig, drainMs: number): Pro
     await node.stop(0);
     return 1;
   }
+  sessionsRole = sessions;
   const stopWatching = watchConfig(file, log, (why) => void reloadFromFile(file, node, log, why));
   return waitForStop(node, log, drainMs, async () => {
     stopWatching();
     await admin?.close();
     await sessions?.close();
   });
+}
+
+/** The sessions role of this process, once started (its figures go to the admin's /metrics). */
+let sessionsRole: SessionsRole | null = null;
+
+function sessionSamples(role: SessionsRole | null): readonly ExtraSample[] {
+  return role === null ? [] : sessionMetricSamples(role.stats());
 }
 
 /**
@@ -268,6 +285,7 @@ async function runSupervisor(file: string, config: CorralConfig, drainMs: number
         events: healthEventSource(bus),
         stateFile: stateFileFor(file),
         latency: adminNode.latency,
+        extraMetrics: () => sessionSamples(sessionsRole),
         ...(ring !== undefined ? { logs: ring } : {}),
       });
     } catch (err) {
@@ -291,6 +309,7 @@ async function runSupervisor(file: string, config: CorralConfig, drainMs: number
     return 1;
   }
   const sessions = await startSessionsRole(config, log);
+  sessionsRole = sessions === false ? null : sessions;
   if (sessions === false) {
     clearInterval(keepAlive);
     await admin?.close();
