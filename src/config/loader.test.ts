@@ -550,11 +550,9 @@ sessions: { listen: localhost:9010 }
     parse(BASE.replace('    backend: app', '    routes: [{ host: a.example.com, backend: app }]'));
   });
 
-  it('rejects sendProxy where the architecture example puts it: on a backend used by http frontends only', () => {
+  it('accepts sendProxy where the architecture example puts it: on a backend used by http frontends only', () => {
     const text = EXAMPLE.replace('    forwardFor: true  ', '    sendProxy: v2\n    forwardFor: true  ').replace('    sendProxy: v2   ', '    retries: 1      ');
-    assert.deepEqual(problems(text), [
-      `${positionOf(text, 'sendProxy')} backends[0].sendProxy: applies to TCP mode only, but backend "app" is used only by http frontend "web"`,
-    ]);
+    assert.equal(parse(text).backends[0]?.sendProxy, 'v2');
   });
 
   it('requires a backend on a mode tcp frontend, and rejects routes and trustedProxies there', () => {
@@ -642,7 +640,6 @@ backends:
 `;
     assert.deepEqual(problems(text), [
       `${positionOf(text, 'routes', 1)} frontends[1].routes: has no effect in mode tcp (there are no requests to route; every connection goes to backend)`,
-      `${positionOf(text, 'sendProxy')} backends[1].sendProxy: applies to TCP mode only, but backend "x" is used only by http frontend "web"`,
     ]);
   });
 

@@ -183,13 +183,8 @@ function checkBackend(backend: unknown, path: ConfigPath, usage: Usage | undefin
   else if (backend.balance === 'hash' && backend.hashOn === undefined) {
     out.push({ path: [...path, 'balance'], message: 'hash needs hashOn (one of header, cookie, path, query)' });
   }
-  if (!tcp && usage !== undefined && usage.http.length > 0 && backend.sendProxy !== undefined) {
-    out.push({
-      path: [...path, 'sendProxy'],
-      at: 'key',
-      message: `applies to TCP mode only, but ${label} is used only by ${frontendList('http', usage.http)}`,
-    });
-  }
+  // `sendProxy` on a backend that only http frontends use is accepted and has no effect (the
+  // public example in ARCHITECTURE.md puts it there); HTTP passes the client address with forwardFor.
   const hashOn = backend.hashOn;
   if (isObj(hashOn)) {
     const set = HASH_ON.filter((k) => hashOn[k] !== undefined && !(k === 'path' && tryRead(readBool, hashOn[k]) === false));
