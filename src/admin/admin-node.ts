@@ -114,6 +114,19 @@ function iso(ms: number | undefined): string | null {
   return ms === undefined ? null : new Date(ms).toISOString();
 }
 
+/** The status API's `check` field from a health monitor's report. */
+export function checkStatusOf(h: HealthReport): CheckStatus {
+  return {
+    health: h.state,
+    reason: h.reason,
+    detail: h.detail ?? null,
+    last: h.lastCheck ?? null,
+    durationMs: h.checkDurationMs ?? null,
+    at: iso(h.lastCheckAt),
+    changedAt: iso(h.lastChangeAt),
+  };
+}
+
 /**
  * The admin view of a real `CorralNode`.
  *
@@ -152,15 +165,7 @@ export function nodeAdapter(node: CorralNode, opts: NodeAdapterOptions = {}): Lo
       if (b.config.health.type !== 'none') return null;
       return { health: s.health, reason: 'NO_CHECK', detail: null, last: null, durationMs: null, at: null, changedAt: null };
     }
-    return {
-      health: h.state,
-      reason: h.reason,
-      detail: h.detail ?? null,
-      last: h.lastCheck ?? null,
-      durationMs: h.checkDurationMs ?? null,
-      at: iso(h.lastCheckAt),
-      changedAt: iso(h.lastChangeAt),
-    };
+    return checkStatusOf(h);
   };
 
   const serverStatus = (b: RuntimeBackend, s: RuntimeServer): ServerStatus => {

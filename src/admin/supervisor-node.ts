@@ -23,6 +23,7 @@
  */
 import { formatAddress } from '../config/index.js';
 import type { BackendConfig, CorralConfig, ServerConfig } from '../config/index.js';
+import { checkStatusOf } from './admin-node.js';
 import type { AdminNode, Change, HealthReport } from './admin-node.js';
 import { AdminError } from './errors.js';
 import { LatencyHistograms } from './latency.js';
@@ -143,10 +144,6 @@ function stateOf(admin: AdminState, health: HealthState): ServerState {
   return health;
 }
 
-function iso(ms: number | undefined): string | null {
-  return ms === undefined ? null : new Date(ms).toISOString();
-}
-
 const ZERO = { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 } as const;
 const key = (backend: string, server: string): string => `${backend}/${server}`;
 
@@ -182,15 +179,7 @@ export function supervisorAdminNode(opts: SupervisorNodeOptions): SupervisorAdmi
   const checkOf = (b: BackendConfig, s: ServerConfig, fallback: CheckStatus | null): CheckStatus | null => {
     const h = opts.health?.(b.name, s.name);
     if (h === undefined) return fallback;
-    return {
-      health: h.state,
-      reason: h.reason,
-      detail: h.detail ?? null,
-      last: h.lastCheck ?? null,
-      durationMs: h.checkDurationMs ?? null,
-      at: iso(h.lastCheckAt),
-      changedAt: iso(h.lastChangeAt),
-    };
+    return checkStatusOf(h);
   };
 
   /** Every configured server with zero counters: what a status says before any worker answers. */
