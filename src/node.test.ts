@@ -4,22 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import pino from 'pino';
 import { config, httpFarmYaml, request, startNode, startUpstream } from '../test/support/farm.js';
+import { LogCapture } from '../test/support/log-capture.js';
 import type { ServerStateEvent } from './health/index.js';
 
-function memoryLog(): { log: pino.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { log: pino({ level: 'info' }, stream), lines };
-}
 
 describe('node: health steers the balancer', () => {
   it('takes a dead server out within the check window, logs the flip once, and brings it back', async () => {
@@ -27,7 +16,8 @@ describe('node: health steers the balancer', () => {
     const first = await startUpstream('b');
     const bPort = first.port;
     let b: { close(): Promise<void> } = first;
-    const { log, lines } = memoryLog();
+    const capture = new LogCapture();
+    const { logger: log, lines } = capture;
     const farm = await startNode(
       httpFarmYaml([a.port, bPort], '    retries: 2\n    health: { type: http, path: /, interval: 100ms, timeout: 100ms, rise: 2, fall: 2 }'),
       log,

@@ -20,52 +20,13 @@ import http from 'node:http';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import tls from 'node:tls';
-import pino from 'pino';
 import { makeCert } from '../../../test/support/certs.js';
+import { LogCapture } from '../../../test/support/log-capture.js';
 import { httpFarmYaml, request, startNode, startUpstream, statusOf } from '../../../test/support/farm.js';
 import type { Farm, Upstream } from '../../../test/support/farm.js';
 
 // ---- harness -------------------------------------------------------------------
 
-interface LogLine {
-  readonly level: number;
-  readonly msg: string;
-  readonly [key: string]: unknown;
-}
-
-/** A pino logger whose lines are kept and announced. */
-class LogCapture extends EventEmitter {
-  readonly lines: LogLine[] = [];
-  readonly logger = pino(
-    { level: 'debug' },
-    {
-      write: (s: string) => {
-        const line = JSON.parse(s) as LogLine;
-        this.lines.push(line);
-        this.emit('line', line);
-      },
-    },
-  );
-
-  /** The first line, seen or coming, that matches. */
-  wait(pred: (l: LogLine) => boolean, timeoutMs = 5_000): Promise<LogLine> {
-    const seen = this.lines.find(pred);
-    if (seen !== undefined) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.off('line', onLine);
-        reject(new Error(`no matching log line within ${timeoutMs} ms; got:\n${this.lines.map((l) => JSON.stringify(l)).join('\n')}`));
-      }, timeoutMs);
-      const onLine = (l: LogLine): void => {
-        if (!pred(l)) return;
-        clearTimeout(timer);
-        this.off('line', onLine);
-        resolve(l);
-      };
-      this.on('line', onLine);
-    });
-  }
-}
 
 const HEADERS_MS = 300;
 const CLIENT_MS = 300;

@@ -6,14 +6,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { readFileSync, unlinkSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import tls from 'node:tls';
-import pino from 'pino';
 import { makeCert } from '../../../test/support/certs.js';
+import { LogCapture } from '../../../test/support/log-capture.js';
 import type { BackendConfig } from '../../config/index.js';
 import { config, refusedPort, startRawServer } from '../../../test/support/farm.js';
 import { RuntimeBackend } from '../backend.js';
@@ -24,56 +23,6 @@ import type { Tunnel } from './tunnel.js';
 
 // ---- harness -------------------------------------------------------------------
 
-interface LogLine {
-  readonly level: number;
-  readonly msg: string;
-  readonly [key: string]: unknown;
-}
-
-/** A pino logger whose lines are kept and announced. */
-class LogCapture extends EventEmitter {
-  readonly lines: LogLine[] = [];
-  readonly logger = pino(
-    { level: 'debug' },
-    {
-      write: (s: string) => {
-        const line = JSON.parse(s) as LogLine;
-        this.lines.push(line);
-        this.emit('line', line);
-      },
-    },
-  );
-
-  /** Access lines (one per closed connection). */
-  get access(): LogLine[] {
-    return this.lines.filter((l) => l.msg === 'connection');
-  }
-
-  /** The first line, seen or coming, that matches. */
-  wait(pred: (l: LogLine) => boolean, timeoutMs = 5_000): Promise<LogLine> {
-    const seen = this.lines.find(pred);
-    if (seen !== undefined) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.off('line', onLine);
-        reject(new Error(`no matching log line within ${timeoutMs} ms; got:\n${this.lines.map((l) => JSON.stringify(l)).join('\n')}`));
-      }, timeoutMs);
-      const onLine = (l: LogLine): void => {
-        if (!pred(l)) return;
-        clearTimeout(timer);
-        this.off('line', onLine);
-        resolve(l);
-      };
-      this.on('line', onLine);
-    });
-  }
-
-  /** Waits for `n` access lines. */
-  async accessLines(n: number): Promise<LogLine[]> {
-    await this.wait(() => this.access.length >= n);
-    return this.access;
-  }
-}
 
 interface Proxy {
   readonly fe: TcpFrontend;
