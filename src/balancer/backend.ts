@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import type { BackendConfig } from '../config/index.js';
 import { createScheduler } from '../scheduling/index.js';
 import type { BackendView, PickRequest, Scheduler } from '../scheduling/index.js';
+import { onreadOption } from './io.js';
 import { RuntimeServer, SharedServerState } from './server.js';
 import type { UpstreamConnection } from './server.js';
 
@@ -299,7 +300,15 @@ export class RuntimeBackend implements BackendView {
         ...(sc.tlsCa !== undefined ? { ca: this.caFile(sc.tlsCa) } : {}),
       });
     } else {
-      socket = net.connect({ host, port, noDelay: true });
+      socket = net.connect({
+        host,
+        port,
+        noDelay: true,
+        onread: onreadOption((bytes) => {
+          if (conn.owner !== null) conn.owner.onUpstreamData(bytes, true);
+          else dropIdle(); // bytes nobody asked for: the connection is unusable
+        }),
+      });
     }
     const conn: UpstreamConnection = { socket, server, uses: 0, idleSince: 0, owner: null };
     let connecting = true;
@@ -316,10 +325,12 @@ export class RuntimeBackend implements BackendView {
       socket.setTimeout(this.config.timeouts.server);
       cb.onConnect(conn);
     });
-    socket.on('data', (chunk: Buffer) => {
-      if (conn.owner !== null) conn.owner.onUpstreamData(chunk);
-      else dropIdle(); // bytes nobody asked for: the connection is unusable
-    });
+    if (sc.tls) {
+      socket.on('data', (chunk: Buffer) => {
+        if (conn.owner !== null) conn.owner.onUpstreamData(chunk, false);
+        else dropIdle();
+      });
+    }
     socket.on('end', () => {
       if (conn.owner !== null) conn.owner.onUpstreamEnd();
       else dropIdle();

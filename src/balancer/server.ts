@@ -41,7 +41,8 @@ export interface UpstreamConnection {
 
 /** What an exchange exposes to the connection it owns. */
 export interface UpstreamOwner {
-  onUpstreamData(chunk: Buffer): void;
+  /** `ephemeral`: `chunk` is a view of the shared read buffer, valid only during the call (see io.ts). */
+  onUpstreamData(chunk: Buffer, ephemeral: boolean): void;
   onUpstreamEnd(): void;
   onUpstreamError(err: Error): void;
   onUpstreamTimeout(): void;

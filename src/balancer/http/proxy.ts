@@ -35,6 +35,7 @@ import { Router } from '../router.js';
 import type { RuntimeServer, UpstreamConnection, UpstreamOwner } from '../server.js';
 import { CHUNKED_ERROR, CHUNKED_NEED_MORE, ChunkedReader } from './chunked.js';
 import type { RequestHead, ResponseHead } from './head.js';
+import { readInto } from '../io.js';
 import { findHeadEnd, isHopByHop, MAX_HEAD_BYTES, parseRequestHead, parseResponseHead } from './head.js';
 
 /** Request bodies up to this size are kept until the response starts, so the request can be replayed. */
@@ -168,6 +169,8 @@ export class ClientConnection {
   /** Set while a PROXY header is expected (`acceptProxy`). */
   private proxyHeader: ProxyHeaderReader | null;
   private buf: Buffer | null = null;
+  /** `buf` is a view of the shared read buffer: parse() copies what it keeps. */
+  private bufEphemeral = false;
   private scanFrom = 0;
   /** Deadline of a head that is arriving in pieces. */
   private headTimer: NodeJS.Timeout | null = null;
@@ -184,7 +187,7 @@ export class ClientConnection {
     this.port = socket.remotePort ?? 0;
     this.proxyHeader = frontend.config.acceptProxy ? new ProxyHeaderReader() : null;
     socket.setTimeout(frontend.config.timeouts.headers);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (!readInto(socket, (bytes) => this.onData(bytes, true))) socket.on('data', (chunk: Buffer) => this.onData(chunk, false));
     socket.on('timeout', () => this.onTimeout());
     socket.on('error', () => this.onGone());
     socket.on('close', () => this.onGone());
@@ -192,8 +195,10 @@ export class ClientConnection {
     socket.on('drain', () => this.exchange?.onClientDrain());
   }
 
-  private onData(chunk: Buffer): void {
+  /** `ephemeral`: `chunk` is a view of the shared read buffer (io.ts); whatever is kept is copied. */
+  private onData(chunk: Buffer, ephemeral: boolean): void {
     if (this.phase === ClientPhase.Busy) {
+      if (ephemeral) chunk = Buffer.from(chunk);
       const ex = this.exchange as Exchange;
       if (ex.tunnel) {
         ex.onTunnelClientData(chunk);
@@ -211,6 +216,10 @@ export class ClientConnection {
     }
     if (this.phase === ClientPhase.Closed) return;
     if (this.proxyHeader !== null) {
+      if (ephemeral) {
+        chunk = Buffer.from(chunk);
+        ephemeral = false;
+      }
       const r = this.proxyHeader.push(chunk);
       if (r.status === 'need-more') return;
       this.proxyHeader = null;
@@ -227,7 +236,10 @@ export class ClientConnection {
       if (r.rest === null) return;
       chunk = r.rest;
     }
-    this.append(chunk);
+    if (this.buf === null) {
+      this.buf = chunk;
+      this.bufEphemeral = ephemeral;
+    } else this.buf = Buffer.concat([this.buf, chunk]);
     this.parse();
   }
 
@@ -265,6 +277,10 @@ export class ClientConnection {
         return;
       }
       this.scanFrom = buf.length;
+      if (this.bufEphemeral) {
+        this.buf = Buffer.from(buf);
+        this.bufEphemeral = false;
+      }
       // `timeouts.headers` bounds the whole head, however slowly its bytes trickle in (slowloris):
       // a deadline from its first byte, armed only for heads that do not arrive in one read.
       if (this.headTimer === null) {
@@ -290,7 +306,8 @@ export class ClientConnection {
       return;
     }
     const headText = buf.toString('latin1', 0, end);
-    this.buf = end < buf.length ? buf.subarray(end) : null;
+    this.buf = end < buf.length ? (this.bufEphemeral ? Buffer.from(buf.subarray(end)) : buf.subarray(end)) : null;
+    this.bufEphemeral = false;
     this.scanFrom = 0;
     const head = parseRequestHead(headText);
     if (typeof head === 'string') {
@@ -747,19 +764,35 @@ class Exchange implements UpstreamOwner {
 
   // ---- response ---------------------------------------------------------------
 
-  onUpstreamData(chunk: Buffer): void {
+  onUpstreamData(chunk: Buffer, ephemeral: boolean): void {
     this.upstreamBytes += chunk.length;
+    if (this.res === null && !this.tunnel) {
+      // The head is parsed straight from the read buffer: a small response leaves in one
+      // coalesced copy (startResponse), anything else that is kept or written is copied.
+      if (this.resBuf === null) {
+        this.resBuf = chunk;
+        this.ephemeral = ephemeral;
+      } else this.resBuf = Buffer.concat([this.resBuf, chunk]);
+      this.readResponseHead();
+      if (this.ephemeral && this.resBuf !== null) this.resBuf = Buffer.from(this.resBuf);
+      this.ephemeral = false;
+      return;
+    }
+    if (ephemeral) chunk = Buffer.from(chunk);
     if (this.tunnel) {
       this.bytesOut += chunk.length;
       if (!this.client.socket.write(chunk)) (this.conn as UpstreamConnection).socket.pause();
       return;
     }
-    if (this.res === null) {
-      this.resBuf = this.resBuf === null ? chunk : Buffer.concat([this.resBuf, chunk]);
-      this.readResponseHead();
-      return;
-    }
     this.forwardBody(chunk, 0);
+  }
+
+  /** While set, response bytes being handled are a view of the shared read buffer. */
+  private ephemeral = false;
+
+  /** `b`, or a copy of it when it is a view of the shared read buffer. */
+  private own(b: Buffer): Buffer {
+    return this.ephemeral ? Buffer.from(b) : b;
   }
 
   private readResponseHead(): void {
@@ -782,7 +815,7 @@ class Exchange implements UpstreamOwner {
           return;
         }
         // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients as they are.
-        if (this.head.minor === 1) this.client.socket.write(buf.subarray(0, end));
+        if (this.head.minor === 1) this.client.socket.write(this.own(buf.subarray(0, end)));
         this.resBuf = end < buf.length ? buf.subarray(end) : null;
         if (this.resBuf === null) return;
         continue;
@@ -863,7 +896,7 @@ class Exchange implements UpstreamOwner {
         ok = socket.write(one);
       } else {
         socket.write(out, 'latin1');
-        ok = socket.write(buf.subarray(bodyStart, end));
+        ok = socket.write(this.own(buf.subarray(bodyStart, end)));
       }
       if (this.bodyComplete) this.responseDone();
       else if (!ok) (this.conn as UpstreamConnection).socket.pause();
@@ -902,7 +935,7 @@ class Exchange implements UpstreamOwner {
     socket.write(out, 'latin1');
     if (end < buf.length) {
       this.bytesOut += buf.length - end;
-      socket.write(buf.subarray(end));
+      socket.write(this.own(buf.subarray(end)));
     }
     const idle = this.client.frontend.config.timeouts.idle;
     socket.setTimeout(idle);
@@ -998,7 +1031,7 @@ class Exchange implements UpstreamOwner {
         const end = buf.length;
         const r = this.resChunks.feed(buf, start, end, (b, s, e) => {
           this.bytesOut += e - s;
-          socket.write(b.subarray(s, e));
+          socket.write(this.own(b.subarray(s, e)));
         });
         if (r === CHUNKED_ERROR) {
           this.badResponse('malformed chunked response body');
@@ -1016,7 +1049,7 @@ class Exchange implements UpstreamOwner {
     const end = this.bodyExtent(buf, start);
     if (end < 0) return;
     this.bytesOut += end - start;
-    const ok = socket.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+    const ok = socket.write(this.own(start === 0 && end === buf.length ? buf : buf.subarray(start, end)));
     if (this.bodyComplete) this.responseDone();
     else if (!ok) (this.conn as UpstreamConnection).socket.pause();
   }

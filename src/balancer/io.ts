@@ -1,0 +1,80 @@
+/**
+ * Socket reads without the stream layer, for the proxy's hot path.
+ *
+ * A plain `net.Socket` normally allocates a fresh 64 KiB buffer for every
+ * read and pushes the bytes through the Readable state machine before a
+ * 'data' listener sees them. Both show in profiles of small keep-alive
+ * exchanges. Node's `onread` option instead reads into a caller-supplied
+ * buffer and calls back with the byte count. The proxy uses one buffer for
+ * every socket of the process: reads are dispatched one at a time on the
+ * event-loop thread, so the bytes are only valid during the callback, and
+ * whoever keeps them (a partial head, a body to forward, a tunnel write)
+ * copies them first. That copy is what the stream layer's allocation cost
+ * anyway; the common case (a whole head, or a small response coalesced with
+ * its head) keeps nothing and copies nothing.
+ *
+ * Sockets the proxy opens get `onread` at creation (documented API).
+ * Accepted sockets are created by `net.Server`, which offers no such option;
+ * {@link readInto} switches them over through the same mechanism and falls
+ * back to 'data' events when it is not available (TLS sockets, or a Node
+ * whose internals differ), so behaviour never depends on it.
+ */
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+
+/** Size of one read (the same as Node's own). */
+export const READ_SIZE = 64 * 1024;
+
+/** The process-wide read buffer; contents are valid only inside a read callback. */
+export const SHARED_READ_BUFFER: Buffer = Buffer.allocUnsafe(READ_SIZE);
+
+/** Called with the bytes of one read; `bytes` is a view of the shared buffer. */
+export type ReadCallback = (bytes: Buffer) => void;
+
+/** `onread` option for `net.connect`. */
+export function onreadOption(cb: ReadCallback): { buffer: Uint8Array; callback: (n: number, buf: Uint8Array) => boolean } {
+  return {
+    buffer: SHARED_READ_BUFFER,
+    callback: (n: number): boolean => {
+      cb(SHARED_READ_BUFFER.subarray(0, n));
+      return true;
+    },
+  };
+}
+
+interface UserBufferHandle {
+  useUserBuffer(buf: Uint8Array): void;
+}
+
+let symbols: { buffer: symbol; callback: symbol } | null | undefined;
+
+function findSymbols(socket: Socket): { buffer: symbol; callback: symbol } | null {
+  if (symbols !== undefined) return symbols;
+  const own = Object.getOwnPropertySymbols(socket);
+  const buffer = own.find((s) => s.description === 'kBuffer');
+  const callback = own.find((s) => s.description === 'kBufferCb');
+  symbols = buffer !== undefined && callback !== undefined ? { buffer, callback } : null;
+  return symbols;
+}
+
+/**
+ * Switches an accepted plain socket to shared-buffer reads; false (and
+ * nothing changed) when that is not possible: the caller listens to 'data'.
+ * Must be called in the tick the socket was accepted, before any read.
+ */
+export function readInto(socket: Socket, cb: ReadCallback): boolean {
+  if (socket instanceof TLSSocket) return false;
+  const handle = (socket as unknown as { _handle: Partial<UserBufferHandle> | null })._handle;
+  if (handle === null || typeof handle.useUserBuffer !== 'function') return false;
+  const sym = findSymbols(socket);
+  if (sym === null) return false;
+  const target = socket as unknown as Record<symbol, unknown>;
+  if (target[sym.buffer] !== null || target[sym.callback] !== null) return false;
+  target[sym.buffer] = SHARED_READ_BUFFER;
+  target[sym.callback] = (n: number): boolean => {
+    cb(SHARED_READ_BUFFER.subarray(0, n));
+    return true;
+  };
+  handle.useUserBuffer(SHARED_READ_BUFFER);
+  return true;
+}
