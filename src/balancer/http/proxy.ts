@@ -90,6 +90,16 @@ export class HttpFrontend {
   /** Set by a reload: keep-alive clients move to it at their next request. */
   successor: HttpFrontend | null = null;
   private stopping = false;
+  /**
+   * Client inactivity timeouts (head, idle, client, linger) are checked by
+   * one sweep per frontend instead of a socket timer per connection: Node
+   * re-arms a socket's timer on every read and write and re-links it on
+   * every change of duration, twice per keep-alive request. The sweep runs
+   * every `resolution` ms, so a timeout fires between its duration and its
+   * duration plus two resolutions.
+   */
+  readonly resolution: number;
+  private sweeper: NodeJS.Timeout | null = null;
 
   constructor(opts: HttpFrontendOptions) {
     this.config = opts.config;
@@ -105,6 +115,8 @@ export class HttpFrontend {
       if (b === undefined) throw new Error(`frontend ${opts.config.name}: unknown backend ${name}`);
       return b;
     };
+    const limits = [opts.config.timeouts.headers, opts.config.timeouts.idle, ...[...opts.backends.values()].map((b) => b.config.timeouts.client)];
+    this.resolution = Math.max(5, Math.min(250, Math.floor(Math.min(...limits) / 10)));
     this.router = new Router(
       opts.config.routes.map((r) => ({ host: r.host, pathPrefix: r.pathPrefix, target: resolve(r.backend) })),
       opts.config.backend === undefined ? undefined : resolve(opts.config.backend),
@@ -118,8 +130,34 @@ export class HttpFrontend {
       return;
     }
     this.counters.connections++;
-    const client = new ClientConnection(this, socket);
+    this.adopt(new ClientConnection(this, socket));
+  }
+
+  /** Takes a client into this frontend's set (at accept, or when it moves here after a reload). */
+  adopt(client: ClientConnection): void {
     this.clients.add(client);
+    if (this.sweeper === null) {
+      clock.now = performance.now();
+      this.sweeper = setInterval(() => this.sweep(), this.resolution);
+      this.sweeper.unref();
+    }
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    clock.now = now;
+    if (this.clients.size === 0) {
+      if (this.sweeper !== null) clearInterval(this.sweeper);
+      this.sweeper = null;
+      return;
+    }
+    const slack = this.resolution;
+    for (const c of this.clients) {
+      if (c.timeoutMs > 0 && now - c.lastActive >= c.timeoutMs + slack) {
+        c.lastActive = now;
+        c.onTimeout();
+      }
+    }
   }
 
   /**
@@ -176,6 +214,9 @@ export class ClientConnection {
   private headTimer: NodeJS.Timeout | null = null;
   private phase = ClientPhase.Head;
   exchange: Exchange | null = null;
+  /** Inactivity limit in force (ms; 0: none) and when the connection was last active (coarse clock). */
+  timeoutMs = 0;
+  lastActive = 0;
   /** Wants to close once the current exchange is done. */
   closeAfter = false;
   requests = 0;
@@ -186,17 +227,20 @@ export class ClientConnection {
     this.ip = socket.remoteAddress ?? '';
     this.port = socket.remotePort ?? 0;
     this.proxyHeader = frontend.config.acceptProxy ? new ProxyHeaderReader() : null;
-    socket.setTimeout(frontend.config.timeouts.headers);
+    this.setTimer(frontend.config.timeouts.headers);
     if (!readInto(socket, (bytes) => this.onData(bytes, true))) socket.on('data', (chunk: Buffer) => this.onData(chunk, false));
-    socket.on('timeout', () => this.onTimeout());
     socket.on('error', () => this.onGone());
     socket.on('close', () => this.onGone());
     socket.on('end', () => this.onEnd());
-    socket.on('drain', () => this.exchange?.onClientDrain());
+    socket.on('drain', () => {
+      this.lastActive = clock.now;
+      this.exchange?.onClientDrain();
+    });
   }
 
   /** `ephemeral`: `chunk` is a view of the shared read buffer (io.ts); whatever is kept is copied. */
   private onData(chunk: Buffer, ephemeral: boolean): void {
+    this.lastActive = clock.now;
     if (this.phase === ClientPhase.Busy) {
       if (ephemeral) chunk = Buffer.from(chunk);
       const ex = this.exchange as Exchange;
@@ -334,7 +378,7 @@ export class ClientConnection {
     if (f.successor === null) return;
     while (f.successor !== null) f = f.successor;
     this.frontend.clients.delete(this);
-    f.clients.add(this);
+    f.adopt(this);
     this.frontend = f;
   }
 
@@ -347,7 +391,7 @@ export class ClientConnection {
       'request rejected',
     );
     this.socket.end(errorResponse(code, true));
-    this.socket.setTimeout(5_000); // bounded linger for a peer that never reads
+    this.setTimer(5_000); // bounded linger for a peer that never reads
   }
 
   /** Called by the exchange when it is over. */
@@ -357,16 +401,28 @@ export class ClientConnection {
     if (this.closeAfter || this.socket.destroyed || this.socket.writableEnded) {
       this.phase = ClientPhase.Closed;
       this.socket.end();
-      this.socket.setTimeout(5_000);
+      this.setTimer(5_000);
       return;
     }
     this.phase = ClientPhase.Head;
-    setTimeoutIfChanged(this.socket, this.buf === null ? this.frontend.config.timeouts.idle : this.frontend.config.timeouts.headers);
+    this.setTimer(this.buf === null ? this.frontend.config.timeouts.idle : this.frontend.config.timeouts.headers);
     if (this.buf !== null) this.parse();
     if (this.phase === ClientPhase.Head) this.socket.resume();
   }
 
-  private onTimeout(): void {
+  /** Sets the inactivity limit, counted from now. */
+  setTimer(ms: number): void {
+    this.timeoutMs = ms;
+    this.lastActive = clock.now;
+  }
+
+  /** Activity that is not a read (the exchange wrote to the client). */
+  touch(): void {
+    this.lastActive = clock.now;
+  }
+
+  /** Called by the frontend's sweep when the connection was inactive for `timeoutMs`. */
+  onTimeout(): void {
     if (this.phase === ClientPhase.Busy) {
       (this.exchange as Exchange).onClientTimeout();
       return;
@@ -495,7 +551,7 @@ class Exchange implements UpstreamOwner {
     }
     if (this.wantsBody) this.client.socket.pause();
     this.outHead = this.buildRequestHead(backend);
-    setTimeoutIfChanged(this.client.socket, backend.config.timeouts.client);
+    this.client.setTimer(backend.config.timeouts.client);
     this.dispatch();
   }
 
@@ -766,6 +822,7 @@ class Exchange implements UpstreamOwner {
 
   onUpstreamData(chunk: Buffer, ephemeral: boolean): void {
     this.upstreamBytes += chunk.length;
+    this.client.touch();
     if (this.res === null && !this.tunnel) {
       // The head is parsed straight from the read buffer: a small response leaves in one
       // coalesced copy (startResponse), anything else that is kept or written is copied.
@@ -938,7 +995,7 @@ class Exchange implements UpstreamOwner {
       socket.write(this.own(buf.subarray(end)));
     }
     const idle = this.client.frontend.config.timeouts.idle;
-    socket.setTimeout(idle);
+    this.client.setTimer(idle);
     conn.socket.setTimeout(idle);
     const early = this.client.takeBuffered();
     if (early !== null) this.onTunnelClientData(early);
@@ -1317,10 +1374,8 @@ class Exchange implements UpstreamOwner {
   }
 }
 
-/** Re-arms a socket's inactivity timer only when the duration changes (each change re-links a timer list). */
-function setTimeoutIfChanged(socket: Socket, ms: number): void {
-  if (socket.timeout !== ms) socket.setTimeout(ms);
-}
+/** Coarse time (performance.now() at the last sweep) for client activity stamps. */
+const clock = { now: performance.now() };
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
