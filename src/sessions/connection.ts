@@ -142,6 +142,14 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
   #out: Msg[] = [];
   #scheduled = false;
   #nextId = 1;
+  /**
+   * Where request ids come from: this connection's own counter, or one shared
+   * by every connection of a client (so a response may arrive on another
+   * connection than its request: a replica answering a write directly).
+   */
+  idSource: (() => number) | undefined;
+  /** Called with a response whose request is not pending on this connection. */
+  onStray: ((m: Msg) => void) | undefined;
   readonly #pending = new Map<number, Pending>();
   #closed = false;
   #started = false;
@@ -324,13 +332,26 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
 
   #onResponse(m: Msg): void {
     const p = this.#pending.get(m.id);
-    if (p === undefined) return; // timed out earlier
+    if (p === undefined) {
+      // timed out earlier, or the answer to a request sent on another connection
+      this.onStray?.(m);
+      return;
+    }
     if (m.t === T.R_ITEM && p.stream !== undefined) {
       p.stream.item(m);
       return;
     }
     this.#pending.delete(m.id);
     p.resolve(m);
+  }
+
+  /** Resolves the pending request `m` answers; false when none is pending here. */
+  settle(m: Msg): boolean {
+    const p = this.#pending.get(m.id);
+    if (p === undefined || (m.t === T.R_ITEM && p.stream !== undefined)) return false;
+    this.#pending.delete(m.id);
+    p.resolve(m);
+    return true;
   }
 
   /** Queues a message; messages queued in the same tick leave in one frame. */
@@ -366,12 +387,13 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
       const plain = Buffer.allocUnsafe(total);
       let off = 0;
       for (let x = i; x < j; x++) off = encodeInto(out[x] as Msg, lens[x] as number[], plain, off);
-      const sealed = this.#tx.seal(plain);
+      frames.push(this.#tx.sealFrame(plain));
       wireCounters.frames++;
-      const len = Buffer.allocUnsafe(4);
-      len.writeUInt32BE(sealed.length, 0);
-      frames.push(len, sealed);
       i = j;
+    }
+    if (frames.length === 1) {
+      this.socket.write(frames[0] as Buffer);
+      return;
     }
     this.socket.cork();
     for (const f of frames) this.socket.write(f);
@@ -384,8 +406,12 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
       return Promise.reject(this.#closeError instanceof SessionError ? this.#closeError : new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', `connection to ${this.remoteId} is closed`));
     }
     this.start();
-    const id = this.#nextId;
-    this.#nextId = this.#nextId >= 0xfffffff0 ? 1 : this.#nextId + 1;
+    let id: number;
+    if (this.idSource !== undefined) id = this.idSource();
+    else {
+      id = this.#nextId;
+      this.#nextId = this.#nextId >= 0xfffffff0 ? 1 : this.#nextId + 1;
+    }
     m.id = id;
     return new Promise<Msg>((resolve, reject) => {
       const finite = timeoutMs > 0 && Number.isFinite(timeoutMs);

@@ -83,6 +83,21 @@ export class FrameCipher {
     return Buffer.concat([a, b, c.getAuthTag()]);
   }
 
+  /** A whole frame in one buffer: `length u32 ‖ ciphertext ‖ tag` (length counts ciphertext and tag). */
+  sealFrame(plain: Buffer): Buffer {
+    const c = createCipheriv('aes-256-gcm', this.#key, this.#nextIv());
+    const n = plain.length;
+    const out = Buffer.allocUnsafe(4 + n + TAG);
+    out.writeUInt32BE(n + TAG, 0);
+    const a = c.update(plain);
+    a.copy(out, 4);
+    // GCM is a stream mode: update() returns every byte and final() none
+    const b = c.final();
+    if (b.length !== 0) throw new Error('unexpected AES-GCM trailing bytes');
+    c.getAuthTag().copy(out, 4 + n);
+    return out;
+  }
+
   /** Returns undefined when the frame does not authenticate. */
   open(frame: Buffer): Buffer | undefined {
     if (frame.length < TAG) return undefined;

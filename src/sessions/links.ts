@@ -20,7 +20,7 @@ export interface LinksOptions {
   readonly heartbeatTimeout?: number;
   readonly maxFrameBytes?: number;
   /** Messages a peer pushes other than heartbeats. */
-  readonly onMessage?: (from: string, m: Msg) => void;
+  readonly onMessage?: (from: string, m: Msg, conn: SecureConnection) => void;
 }
 
 interface Link {
@@ -42,6 +42,13 @@ export class PeerLinks {
   readonly #waiters = new Set<() => void>();
   #watchdog: NodeJS.Timeout | undefined;
   #closed = false;
+  /** Request ids unique across every connection of this set, so an answer can arrive on any of them. */
+  #nextId = 1;
+  readonly #ids = (): number => {
+    const id = this.#nextId;
+    this.#nextId = id >= 0xfffffff0 ? 1 : id + 1;
+    return id;
+  };
 
   constructor(ids: readonly string[], options: LinksOptions) {
     this.#o = options;
@@ -96,6 +103,8 @@ export class PeerLinks {
       (conn) => {
         if (this.#closed) return conn.close();
         l.conn = conn;
+        conn.idSource = this.#ids;
+        conn.onStray = (m) => this.#stray(conn, m);
         l.ready = false;
         l.failures = 0;
         l.lastError = undefined;
@@ -107,7 +116,7 @@ export class PeerLinks {
               l.ready = ready;
               this.#changed();
             }
-          } else this.#o.onMessage?.(l.id, m);
+          } else this.#o.onMessage?.(l.id, m, conn);
         });
         conn.on('close', (err) => {
           const was = l.ready;
@@ -134,6 +143,19 @@ export class PeerLinks {
     if (this.#closed || l.timer !== undefined) return;
     l.timer = setTimeout(() => this.#dial(l), ms);
     l.timer.unref();
+  }
+
+  /**
+   * A response whose request is not pending on the connection it came on: a
+   * replica answering a write the client sent to the coordinator (whose id
+   * the answer names in `s`). Ids are unique across these connections, so
+   * it can only match the request it answers; anything else (an answer that
+   * came after its timeout) is dropped.
+   */
+  #stray(from: SecureConnection, m: Msg): void {
+    const hinted = this.#links.get(m.s)?.conn;
+    if (hinted !== undefined && hinted !== from && hinted.settle(m)) return;
+    for (const l of this.#links.values()) if (l.conn !== undefined && l.conn !== from && l.conn !== hinted && l.conn.settle(m)) return;
   }
 
   isLive(id: string): boolean {

@@ -153,7 +153,7 @@ export class PeerClient implements SessionStore {
   async set(key: string, value: string, options?: SetOptions): Promise<number> {
     checkKey(key);
     checkValue(value, this.#maxValueBytes);
-    const r = await this.#call(key, msg(T.SET, { k: key, v: value, n2: options?.ttl ?? 0 }));
+    const r = await this.#call(key, msg(T.SET, { k: key, v: value, f: F.DIRECT, n2: options?.ttl ?? 0 }));
     this.#c.sets++;
     return r.n1;
   }
@@ -161,7 +161,7 @@ export class PeerClient implements SessionStore {
   async setIfVersion(key: string, value: string, expected: number, options?: SetOptions): Promise<CasResult> {
     checkKey(key);
     checkValue(value, this.#maxValueBytes);
-    const r = await this.#call(key, msg(T.SET, { k: key, v: value, f: F.CAS, n1: expected, n2: options?.ttl ?? 0 }));
+    const r = await this.#call(key, msg(T.SET, { k: key, v: value, f: F.CAS | F.DIRECT, n1: expected, n2: options?.ttl ?? 0 }));
     if (r.t === T.R_CAS_FAIL) {
       this.#c.conflicts++;
       return { ok: false, version: r.n1 };
@@ -172,7 +172,7 @@ export class PeerClient implements SessionStore {
 
   async destroy(key: string): Promise<void> {
     checkKey(key);
-    await this.#call(key, msg(T.DEL, { k: key }));
+    await this.#call(key, msg(T.DEL, { k: key, f: F.DIRECT }));
     this.#c.destroys++;
   }
 

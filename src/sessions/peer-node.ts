@@ -10,6 +10,17 @@
  * answer only when each has acknowledged it. A replica that fails is dropped
  * from the live set and the record goes to the owner that replaces it.
  *
+ * With two owners and a client that allows it (F.DIRECT), the replica
+ * answers the client itself once it has applied the record (client →
+ * coordinator → replica → client: three messages instead of four), and
+ * acknowledges to the coordinator in batches (DACK). A replica that holds a
+ * newer record, or has no connection with the client, tells the coordinator
+ * (DNAK), which decides again or answers. When the replica's connection
+ * fails or it stays silent past the request timeout, the coordinator sends
+ * every unacknowledged record to the owners it sees now and answers the
+ * client itself: the client is never answered before both owners hold the
+ * write.
+ *
  * Conflicts: a record is (value | tombstone, version, expiresAt, origin);
  * the higher version wins, the origin breaks ties, equal records keep the
  * later expiry. A destroy writes a tombstone with the next version, kept at
@@ -50,6 +61,36 @@ interface Rec {
   e: number;
   o: string;
 }
+
+/** A write answered by its replica directly, until the replica's cumulative ack (or its failure). */
+interface Direct {
+  readonly seq: number;
+  readonly key: string;
+  readonly rec: Rec;
+  /** The client's connection and request. */
+  readonly conn: SecureConnection;
+  readonly m: Msg;
+  readonly t0: number;
+  done: boolean;
+}
+
+/** Direct writes sent on one connection to a replica, oldest first. */
+interface DirectQueue {
+  readonly peer: string;
+  sent: number;
+  items: Direct[];
+  head: number;
+}
+
+/** DPUTs received on one inbound connection, and how many were acknowledged. */
+interface DirectIn {
+  received: number;
+  acked: number;
+  lastAt: number;
+}
+
+/** How long a replica gathers direct acknowledgements before sending one DACK. */
+const DACK_MS = 10;
 
 const recBytes = (k: string, r: Rec): number => Buffer.byteLength(k) + (r.v === null ? 0 : Buffer.byteLength(r.v));
 
@@ -99,6 +140,14 @@ export class PeerNode {
     running: false, pending: 0, sent: 0, lastDurationMs: 0, lastRecords: 0, completed: 0,
   };
   readonly #security = { authFailures: 0, protocolErrors: 0 };
+  /** Coordinator side of direct writes, by outbound connection. */
+  readonly #directOut = new Map<SecureConnection, DirectQueue>();
+  /** Replica side: DPUT counts by inbound connection, and those with an ack due. */
+  readonly #directIn = new Map<SecureConnection, DirectIn>();
+  readonly #ackDue = new Set<SecureConnection>();
+  #ackTimer: NodeJS.Timeout | undefined;
+  /** Inbound client connections by the client's id, for answers from this node as a replica. */
+  readonly #clients = new Map<string, SecureConnection>();
 
   constructor(options: PeerNodeOptions) {
     this.#o = options;
@@ -155,12 +204,14 @@ export class PeerNode {
       role: 'peer',
       heartbeatTimeout: this.#hbTimeout,
       maxFrameBytes: this.#maxValueBytes + 96 * 1024,
+      onMessage: (from, m, conn) => this.#fromReplica(from, m, conn),
     });
     this.#membership = new StaticMembership(members, this.#links, me, () => this.#ready);
     this.#links.onChange(() => this.#membershipChanged());
     this.#links.start();
     this.#timers.push(setInterval(() => this.#tick(), hbInterval));
     this.#timers.push(setInterval(() => this.sweep(), 1000));
+    this.#timers.push(setInterval(() => this.#directSweep(), 100));
     for (const t of this.#timers) t.unref();
 
     const links = this.#links;
@@ -247,10 +298,14 @@ export class PeerNode {
       (conn) => {
         if (this.#closed) return conn.close();
         this.#inbound.add(conn);
+        if (conn.remoteRole === 'client') this.#clients.set(conn.remoteId, conn);
         conn.send(msg(T.HB, { f: this.#ready ? F.READY : 0 }));
         conn.on('message', (m) => this.#dispatch(conn, m));
         conn.on('close', (err) => {
           this.#inbound.delete(conn);
+          this.#directIn.delete(conn);
+          this.#ackDue.delete(conn);
+          if (this.#clients.get(conn.remoteId) === conn) this.#clients.delete(conn.remoteId);
           if (conn.remoteRole === 'peer') this.#joining.delete(conn.remoteId);
           if (err instanceof SessionError && err.code === 'CORRAL_ERR_SESSION_PROTOCOL') {
             this.#security.protocolErrors++;
@@ -282,6 +337,9 @@ export class PeerNode {
         return;
       case T.SET:
       case T.DEL:
+        if ((m.f & F.DIRECT) !== 0 && this.#writeDirect(conn, m)) return;
+        this.#clientOp(conn, m).catch((err: Error) => this.#fail(conn, m, err));
+        return;
       case T.TOUCH:
         this.#clientOp(conn, m).catch((err: Error) => this.#fail(conn, m, err));
         return;
@@ -304,6 +362,9 @@ export class PeerNode {
       }
       case T.REC:
         this.#merge(m.k, { v: m.v, n: m.n1, e: m.n2, o: m.s });
+        return;
+      case T.DPUT:
+        this.#directPut(conn, m);
         return;
       case T.BARRIER:
         conn.reply(m, msg(T.R_OK, { f: 1 }));
@@ -500,10 +561,8 @@ export class PeerNode {
     } finally {
       this.#repl.inflight--;
     }
-    const lag = performance.now() - t0;
     this.#repl.replicated++;
-    this.#repl.lastLagMs = lag;
-    this.#repl.avgLagMs = this.#repl.avgLagMs === 0 ? lag : this.#repl.avgLagMs * 0.9 + lag * 0.1;
+    this.#lag(performance.now() - t0);
     return newer;
   }
 
@@ -519,6 +578,177 @@ export class PeerNode {
       // A replica that cannot acknowledge is taken out of the live set; its replacement gets the record.
       links.fail(o, err as Error);
       return false;
+    }
+  }
+
+  /**
+   * The common write, decided without a promise: this node is the first of
+   * exactly two live owners, nothing is being repaired, and the client lets
+   * the replica answer. Returns false to take the general path.
+   */
+  #writeDirect(conn: SecureConnection, m: Msg): boolean {
+    if (!this.#ready || this.#pulls > 0 || this.#gained || conn.remoteRole !== 'client' || (m.f & F.FORWARDED) !== 0) return false;
+    const owners = this.#owners(m.k);
+    if (owners.length !== 2 || owners[0] !== this.#self) return false;
+    const replica = owners[1] as string;
+    const to = (this.#links as PeerLinks).conn(replica);
+    if (to === undefined) return false;
+    const now = Date.now();
+    const cur = this.#table.get(m.k);
+    let rec: Rec;
+    if (m.t === T.SET) {
+      const value = m.v ?? '';
+      // a UTF-16 code unit is at most 3 UTF-8 bytes: count bytes only for long values
+      if (value.length * 3 > this.#maxValueBytes && Buffer.byteLength(value) > this.#maxValueBytes) return false;
+      const version = cur !== undefined && cur.v !== null && cur.e > now ? cur.n : 0;
+      if ((m.f & F.CAS) !== 0 && version !== m.n1) {
+        this.#c.conflicts++;
+        conn.reply(m, msg(T.R_CAS_FAIL, { n1: version }));
+        return true;
+      }
+      rec = { v: value, n: (cur?.n ?? 0) + 1, e: now + (m.n2 > 0 ? m.n2 : this.#ttl), o: this.#self };
+    } else {
+      rec = { v: null, n: (cur?.n ?? 0) + 1, e: Math.max(cur?.e ?? 0, now + this.#ttl), o: this.#self };
+    }
+    this.#store(m.k, rec);
+    if (this.#joining.size > 0) this.#sendToJoining(m.k, rec);
+    let q = this.#directOut.get(to);
+    if (q === undefined) {
+      q = { peer: replica, sent: 0, items: [], head: 0 };
+      this.#directOut.set(to, q);
+      to.once('close', () => this.#directLost(to));
+    }
+    q.items.push({ seq: ++q.sent, key: m.k, rec, conn, m, t0: performance.now(), done: false });
+    this.#repl.inflight++;
+    to.send(msg(T.DPUT, { id: m.id, k: m.k, v: rec.v, n1: rec.n, n2: rec.e, s: conn.remoteId }));
+    return true;
+  }
+
+  /** Replica side of a direct write: apply, answer the client, and owe the coordinator an ack. */
+  #directPut(conn: SecureConnection, m: Msg): void {
+    let st = this.#directIn.get(conn);
+    if (st === undefined) this.#directIn.set(conn, (st = { received: 0, acked: 0, lastAt: 0 }));
+    const seq = ++st.received;
+    st.lastAt = performance.now();
+    const held = this.#merge(m.k, { v: m.v, n: m.n1, e: m.n2, o: conn.remoteId });
+    if (held !== undefined) {
+      conn.send(msg(T.DNAK, { id: seq, f: F.FOUND, k: m.k, v: held.v, n1: held.n, n2: held.e, s: held.o }));
+    } else {
+      const client = this.#clients.get(m.s);
+      if (client !== undefined && !client.closed) client.send(msg(T.R_OK, { id: m.id, f: 1, n1: m.n1, s: conn.remoteId }));
+      else conn.send(msg(T.DNAK, { id: seq }));
+    }
+    this.#ackDue.add(conn);
+    if (this.#ackTimer === undefined) this.#ackTimer = setTimeout(() => this.#sendAcks(), DACK_MS);
+  }
+
+  #sendAcks(): void {
+    this.#ackTimer = undefined;
+    const now = performance.now();
+    for (const c of this.#ackDue) {
+      const st = this.#directIn.get(c);
+      if (st === undefined || st.received === st.acked) continue;
+      st.acked = st.received;
+      c.send(msg(T.DACK, { n1: st.received, n2: now - st.lastAt }));
+    }
+    this.#ackDue.clear();
+  }
+
+  /** Messages a replica sends back on this node's outbound connection to it. */
+  #fromReplica(_from: string, m: Msg, conn: SecureConnection): void {
+    const q = this.#directOut.get(conn);
+    if (q === undefined) return;
+    if (m.t === T.DACK) {
+      let last: Direct | undefined;
+      while (q.head < q.items.length && (q.items[q.head] as Direct).seq <= m.n1) {
+        const d = q.items[q.head++] as Direct;
+        if (d.done) continue;
+        d.done = true;
+        last = d;
+        this.#directAcked(d);
+      }
+      if (q.head === q.items.length) {
+        q.items = [];
+        q.head = 0;
+      } else if (q.head > 4096) {
+        q.items = q.items.slice(q.head);
+        q.head = 0;
+      }
+      if (last !== undefined) this.#lag(Math.max(0, performance.now() - last.t0 - m.n2));
+    } else if (m.t === T.DNAK) {
+      // ids are 32 bits: the sequence number modulo 2^32, matched within the unacknowledged window
+      const first = q.items[q.head];
+      const d = first === undefined ? undefined : q.items[q.head + ((m.id - first.seq) >>> 0)];
+      if (d === undefined || d.seq >>> 0 !== m.id || d.done) return;
+      d.done = true;
+      this.#repl.inflight--;
+      if ((m.f & F.FOUND) !== 0) {
+        // The replica holds a newer record: adopt it and decide again (the general path).
+        this.#merge(d.key, { v: m.v, n: m.n1, e: m.n2, o: m.s });
+        this.#clientOp(d.conn, d.m).catch((err: Error) => this.#fail(d.conn, d.m, err));
+      } else {
+        // Applied, but the replica could not answer the client: this node does.
+        this.#directAcked(d);
+        d.conn.reply(d.m, msg(T.R_OK, { f: 1, n1: d.rec.n }));
+      }
+    }
+  }
+
+  #directAcked(d: Direct): void {
+    this.#repl.inflight--;
+    this.#repl.replicated++;
+    if (d.rec.v === null) this.#c.destroys++;
+    else this.#c.sets++;
+  }
+
+  #lag(ms: number): void {
+    this.#repl.lastLagMs = ms;
+    this.#repl.avgLagMs = this.#repl.avgLagMs === 0 ? ms : this.#repl.avgLagMs * 0.9 + ms * 0.1;
+  }
+
+  /**
+   * The connection to a replica failed with direct writes unacknowledged:
+   * the replica is out of the live set now, so each goes to the owners this
+   * node sees (the replacement), and the client is answered from here.
+   */
+  #directLost(conn: SecureConnection): void {
+    const q = this.#directOut.get(conn);
+    this.#directOut.delete(conn);
+    if (q === undefined) return;
+    for (let i = q.head; i < q.items.length; i++) {
+      const d = q.items[i] as Direct;
+      if (d.done) continue;
+      d.done = true;
+      this.#repl.failures++;
+      this.#repl.inflight--;
+      this.#redoDirect(d).catch((err: Error) => this.#fail(d.conn, d.m, err));
+    }
+  }
+
+  async #redoDirect(d: Direct): Promise<void> {
+    // What this node holds now is never older than the write (it applied it); send that.
+    const cur = this.#table.get(d.key);
+    const rec = cur !== undefined && !newerThan(d.rec, cur) ? { ...cur } : d.rec;
+    const newer = await this.#replicate(d.key, rec, this.#owners(d.key));
+    if (newer !== undefined) {
+      this.#merge(d.key, newer);
+      return this.#clientOp(d.conn, d.m);
+    }
+    if (d.rec.v === null) this.#c.destroys++;
+    else this.#c.sets++;
+    d.conn.reply(d.m, msg(T.R_OK, { f: 1, n1: d.rec.n }));
+  }
+
+  /** A replica that leaves a direct write unacknowledged past the request timeout is dropped, like a failed PUT. */
+  #directSweep(): void {
+    if (this.#directOut.size === 0) return;
+    const now = performance.now();
+    for (const q of this.#directOut.values()) {
+      const d = q.items[q.head];
+      if (d !== undefined && now - d.t0 > this.#timeout) {
+        this.#repl.failures++;
+        (this.#links as PeerLinks).fail(q.peer, new SessionError('CORRAL_ERR_SESSION_TIMEOUT', `${q.peer} did not acknowledge a write within ${this.#timeout} ms`));
+      }
     }
   }
 
@@ -770,6 +1000,7 @@ export class PeerNode {
     this.#ready = false;
     for (const t of this.#timers) clearInterval(t);
     if (this.#debounce !== undefined) clearTimeout(this.#debounce);
+    if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer);
     this.#links?.close();
     for (const c of this.#inbound) c.close();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));

@@ -21,6 +21,10 @@ export const T = {
   REC: 21, // one-way record (hand-off, catch-up of a joining node)
   BARRIER: 22, // answered once every earlier message on the connection is applied
   SYNC: 23, // a joining node asks for every record it owns; streamed ITEM… END; s = its id
+  // a write whose replica answers the client itself (R=2): one-way, counted in order on the connection
+  DPUT: 24, // coordinator → replica: k, v (null: tombstone), n1 version, n2 expiresAt, s client id, id the client's request id; origin = the sender
+  DACK: 25, // replica → coordinator: n1 = DPUTs handled on this connection so far, n2 = ms since the last of them
+  DNAK: 26, // replica → coordinator: id = the DPUT's sequence number; f & FOUND: the newer record held follows (k, v, n1, n2, s); else applied, client not answered
   HB: 30, // heartbeat pushed by a node: f & READY
   // responses (t ≥ 128)
   R_OK: 128, // f = 1 found/ok; n1 = version
@@ -39,7 +43,8 @@ export const F = {
   FOUND: 4,
   READY: 8,
   TOMB: 16,
-  KEYS_ONLY: 32,
+  /** SET/DEL from a client that accepts the answer from the replica (on its own connection with it). */
+  DIRECT: 32,
   /** GET between nodes: answer with the raw record (tombstones too) for read repair. */
   RAW: 64,
   /** SYNC from a live node that regained a peer (not a joining node). */
