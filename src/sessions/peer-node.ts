@@ -681,9 +681,9 @@ export class PeerNode {
       const d = first === undefined ? undefined : q.items[q.head + ((m.id - first.seq) >>> 0)];
       if (d === undefined || d.seq >>> 0 !== m.id || d.done) return;
       d.done = true;
-      this.#repl.inflight--;
       if ((m.f & F.FOUND) !== 0) {
         // The replica holds a newer record: adopt it and decide again (the general path).
+        this.#repl.inflight--;
         this.#merge(d.key, { v: m.v, n: m.n1, e: m.n2, o: m.s });
         this.#clientOp(d.conn, d.m).catch((err: Error) => this.#fail(d.conn, d.m, err));
       } else {

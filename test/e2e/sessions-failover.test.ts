@@ -121,4 +121,79 @@ describe('peer store: 3 processes, R=2, one SIGKILLed', () => {
       await cluster.stop();
     }
   });
+
+  it('writes in flight while a replica is SIGKILLed: every acknowledged write survives', { timeout: 60_000 }, async (t) => {
+    const cluster = await startPeerProcesses(3, { replicas: 2 });
+    const c = new PeerClient({ peers: cluster.ids, key: TEST_KEY, replicas: 2, timeout: 5000 });
+    try {
+      await converged(c, cluster.ids);
+      let next = 0;
+      let stop = false;
+      let failed = 0;
+      const acked: string[] = [];
+      const worker = async (): Promise<void> => {
+        while (!stop) {
+          const k = `inflight-${next++}`;
+          try {
+            await c.set(k, `v-${k}`);
+            acked.push(k);
+          } catch {
+            failed++;
+          }
+        }
+      };
+      const workers = Array.from({ length: 64 }, () => worker());
+      await new Promise((r) => setTimeout(r, 400));
+      const victim = cluster.procs[1];
+      assert.ok(victim);
+      victim.child.kill('SIGKILL');
+      await victim.exited;
+      await new Promise((r) => setTimeout(r, 600));
+      stop = true;
+      await Promise.all(workers);
+      const got = await Promise.all(acked.map(async (k) => (await c.get(k))?.value));
+      const lost = acked.filter((k, i) => got[i] !== `v-${k}`);
+      const stats = await c.nodeStats();
+      const redone = [...stats.values()].reduce((n, s) => n + (s.replication?.failures ?? 0), 0);
+      t.diagnostic(`${acked.length} writes acknowledged, ${failed} failed, ${redone} redone by coordinators after the kill; lost: ${lost.length}`);
+      assert.deepEqual(lost.slice(0, 5), []);
+      const survivors = cluster.ids.filter((id) => id !== victim.id);
+      await until(async () => {
+        const n = await copies(c, survivors);
+        return acked.every((k) => n.get(k) === 2);
+      }, 20_000, 'two copies of every acknowledged write');
+    } finally {
+      await c.close();
+      await cluster.stop();
+    }
+  });
+
+  it('a replica that stops answering (SIGSTOP) holds a write up only until the coordinator drops it', { timeout: 60_000 }, async (t) => {
+    const cluster = await startPeerProcesses(3, { replicas: 2 });
+    const c = new PeerClient({ peers: cluster.ids, key: TEST_KEY, replicas: 2, timeout: 10_000 });
+    try {
+      await converged(c, cluster.ids);
+      const [first, frozen, third] = cluster.ids as [string, string, string];
+      const ring = new HashRing(cluster.ids);
+      let key = '';
+      for (let i = 0; key === ''; i++) {
+        const o = ring.owners(`stuck-${i}`, 2);
+        if (o[0] === first && o[1] === frozen) key = `stuck-${i}`;
+      }
+      const proc = cluster.procs[1];
+      assert.ok(proc);
+      proc.child.kill('SIGSTOP');
+      const t0 = Date.now();
+      const version = await c.set(key, 'written while the replica sleeps');
+      const ms = Date.now() - t0;
+      t.diagnostic(`the write was acknowledged ${ms} ms after the replica stopped`);
+      assert.equal(version, 1);
+      assert.ok(ms < 5000, `${ms} ms`);
+      for (const id of [first, third]) assert.ok((await c.nodeKeys(id)).includes(key), `${id} holds the write`);
+      proc.child.kill('SIGCONT');
+    } finally {
+      await c.close();
+      await cluster.stop();
+    }
+  });
 });
