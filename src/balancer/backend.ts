@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import type { BackendConfig } from '../config/index.js';
 import { createScheduler } from '../scheduling/index.js';
 import type { BackendView, PickRequest, Scheduler } from '../scheduling/index.js';
-import { onreadOption } from './io.js';
+import { clock, onreadOption } from './io.js';
 import { RuntimeServer, SharedServerState } from './server.js';
 import type { UpstreamConnection } from './server.js';
 
@@ -97,6 +97,7 @@ export class RuntimeBackend implements BackendView {
       for (const s of this.servers) s.stickyValue = `${s.name}.${this.sign(s.name)}`;
     }
     this.sourceTable = config.sticky?.source === true ? new Map() : null;
+    this.resolution = Math.max(5, Math.min(250, Math.floor(config.timeouts.server / 10)));
   }
 
   get queueLength(): number {
@@ -279,8 +280,7 @@ export class RuntimeBackend implements BackendView {
       conn.socket.destroy();
       return;
     }
-    // The socket keeps its `timeouts.server` inactivity timer: an idle pooled
-    // connection is closed after that long (re-arming a timer per request costs more).
+    // The sweep closes a pooled connection idle for `timeouts.server`.
     server.idle.push(conn);
   }
 
@@ -305,12 +305,13 @@ export class RuntimeBackend implements BackendView {
         port,
         noDelay: true,
         onread: onreadOption((bytes) => {
+          conn.lastActive = clock.now;
           if (conn.owner !== null) conn.owner.onUpstreamData(bytes, true);
           else dropIdle(); // bytes nobody asked for: the connection is unusable
         }),
       });
     }
-    const conn: UpstreamConnection = { socket, server, uses: 0, idleSince: 0, owner: null };
+    const conn: UpstreamConnection = { socket, server, uses: 0, idleSince: 0, owner: null, paused: false, timeoutMs: 0, lastActive: 0 };
     let connecting = true;
     socket.setTimeout(this.config.timeouts.connect);
     const dropIdle = (): void => {
@@ -322,11 +323,16 @@ export class RuntimeBackend implements BackendView {
     socket.once(sc.tls ? 'secureConnect' : 'connect', () => {
       connecting = false;
       server.counters.connects++;
-      socket.setTimeout(this.config.timeouts.server);
+      // From here `timeouts.server` is checked by the backend's sweep (see `sweep`).
+      socket.setTimeout(0);
+      conn.timeoutMs = this.config.timeouts.server;
+      conn.lastActive = clock.now;
+      this.track(conn);
       cb.onConnect(conn);
     });
     if (sc.tls) {
       socket.on('data', (chunk: Buffer) => {
+        conn.lastActive = clock.now;
         if (conn.owner !== null) conn.owner.onUpstreamData(chunk, false);
         else dropIdle();
       });
@@ -351,12 +357,48 @@ export class RuntimeBackend implements BackendView {
       else dropIdle();
     });
     socket.on('close', () => {
+      this.live.delete(conn);
       if (connecting) {
         connecting = false;
         cb.onConnectError(new Error('connection closed while connecting'), false);
       } else if (conn.owner !== null) conn.owner.onUpstreamError(new Error('connection closed'));
       else dropIdle();
     });
+  }
+
+  /**
+   * Open connections to this backend's servers, for the inactivity sweep.
+   * `timeouts.server` is checked every `resolution` ms over this set rather
+   * than by a socket timer, which Node re-arms on every read and write.
+   */
+  private readonly live = new Set<UpstreamConnection>();
+  private sweeper: NodeJS.Timeout | null = null;
+  private readonly resolution: number;
+
+  private track(conn: UpstreamConnection): void {
+    this.live.add(conn);
+    if (this.sweeper === null) {
+      clock.now = performance.now();
+      this.sweeper = setInterval(() => this.sweep(), this.resolution);
+      this.sweeper.unref();
+    }
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    clock.now = now;
+    if (this.live.size === 0) {
+      if (this.sweeper !== null) clearInterval(this.sweeper);
+      this.sweeper = null;
+      return;
+    }
+    const slack = this.resolution;
+    for (const conn of this.live) {
+      if (conn.timeoutMs > 0 && now - conn.lastActive >= conn.timeoutMs + slack) {
+        conn.lastActive = now;
+        conn.socket.emit('timeout');
+      }
+    }
   }
 
   private readonly cas = new Map<string, Buffer>();
@@ -378,5 +420,9 @@ export class RuntimeBackend implements BackendView {
       w.expire();
     }
     for (const s of this.servers) s.closeIdle();
+    if (this.sweeper !== null && this.live.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
   }
 }

@@ -20,7 +20,15 @@
  * whose internals differ), so behaviour never depends on it.
  */
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { TLSSocket } from 'node:tls';
+
+/**
+ * Coarse time for activity stamps (performance.now() at the last sweep of
+ * any frontend or backend): inactivity timeouts are checked by periodic
+ * sweeps, which allow for this staleness.
+ */
+export const clock = { now: performance.now() };
 
 /** Size of one read (the same as Node's own). */
 export const READ_SIZE = 64 * 1024;

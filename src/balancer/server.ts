@@ -37,6 +37,11 @@ export interface UpstreamConnection {
   idleSince: number;
   /** The exchange currently using it, or null while idle. */
   owner: UpstreamOwner | null;
+  /** Reads stopped for backpressure. */
+  paused: boolean;
+  /** Inactivity limit checked by the backend's sweep (ms; 0: none) and the last activity (coarse clock). */
+  timeoutMs: number;
+  lastActive: number;
 }
 
 /** What an exchange exposes to the connection it owns. */

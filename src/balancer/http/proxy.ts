@@ -35,11 +35,13 @@ import { Router } from '../router.js';
 import type { RuntimeServer, UpstreamConnection, UpstreamOwner } from '../server.js';
 import { CHUNKED_ERROR, CHUNKED_NEED_MORE, ChunkedReader } from './chunked.js';
 import type { RequestHead, ResponseHead } from './head.js';
-import { readInto } from '../io.js';
+import { clock, readInto } from '../io.js';
 import { findHeadEnd, isHopByHop, MAX_HEAD_BYTES, parseRequestHead, parseResponseHead } from './head.js';
 
 /** Request bodies up to this size are kept until the response starts, so the request can be replayed. */
 const REPLAY_LIMIT = 64 * 1024;
+/** Shared empty list: most exchanges have no body to hold (never pushed to). */
+const NO_BUFFERS: Buffer[] = [];
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const CRLF = '\r\n';
 /** Average request-body rate (bytes/s) a client must keep once `timeouts.client` has passed. */
@@ -254,7 +256,7 @@ export class ClientConnection {
       }
       // Pipelined bytes of the next request: keep them, stop reading until the exchange ends.
       this.append(chunk);
-      this.socket.pause();
+      this.pauseReads();
       if ((this.buf as Buffer).length > MAX_HEAD_BYTES * 2) this.socket.destroy();
       return;
     }
@@ -407,7 +409,22 @@ export class ClientConnection {
     this.phase = ClientPhase.Head;
     this.setTimer(this.buf === null ? this.frontend.config.timeouts.idle : this.frontend.config.timeouts.headers);
     if (this.buf !== null) this.parse();
-    if (this.phase === ClientPhase.Head) this.socket.resume();
+    if (this.phase === ClientPhase.Head) this.resumeReads();
+  }
+
+  private readsPaused = false;
+
+  /** Stops reading from the client (a socket call only when the state changes). */
+  pauseReads(): void {
+    if (this.readsPaused) return;
+    this.readsPaused = true;
+    this.socket.pause();
+  }
+
+  resumeReads(): void {
+    if (!this.readsPaused) return;
+    this.readsPaused = false;
+    this.socket.resume();
   }
 
   /** Sets the inactivity limit, counted from now. */
@@ -496,9 +513,9 @@ class Exchange implements UpstreamOwner {
   tunnel = false;
   private tunnelClientEnded = false;
   /** Body bytes received but not yet written upstream. */
-  private pending: Buffer[] = [];
+  private pending: Buffer[] = NO_BUFFERS;
   /** Body bytes already written upstream, kept for a replay while replayable. */
-  private sent: Buffer[] | null = [];
+  private sent: Buffer[] | null = NO_BUFFERS;
   private sentBytes = 0;
   private bodyTimer: NodeJS.Timeout | null = null;
 
@@ -549,7 +566,7 @@ class Exchange implements UpstreamOwner {
       const rest = this.client.takeBuffered();
       if (rest !== null) this.consumeBody(rest);
     }
-    if (this.wantsBody) this.client.socket.pause();
+    if (this.wantsBody) this.client.pauseReads();
     this.outHead = this.buildRequestHead(backend);
     this.client.setTimer(backend.config.timeouts.client);
     this.dispatch();
@@ -650,6 +667,7 @@ class Exchange implements UpstreamOwner {
   private onConnect(conn: UpstreamConnection): void {
     this.conn = conn;
     conn.owner = this;
+    conn.lastActive = clock.now;
     const socket = conn.socket;
     if ((this.sent === null || this.sent.length === 0) && this.pending.length === 0) {
       socket.write(this.outHead, 'latin1');
@@ -661,10 +679,10 @@ class Exchange implements UpstreamOwner {
         socket.write(b);
         this.keepSent(b);
       }
-      this.pending = [];
+      this.pending = NO_BUFFERS;
       socket.uncork();
     }
-    if (this.wantsBody) this.client.socket.resume();
+    if (this.wantsBody) this.client.resumeReads();
   }
 
   /** Redispatches after a failure that happened before any response byte, or answers with `code`. */
@@ -718,6 +736,7 @@ class Exchange implements UpstreamOwner {
       this.sent = null;
       return;
     }
+    if (this.sent === NO_BUFFERS) this.sent = [];
     this.sent.push(b);
     this.sentBytes += b.length;
   }
@@ -742,19 +761,21 @@ class Exchange implements UpstreamOwner {
     const body = bodyEnd === chunk.length ? chunk : chunk.subarray(0, bodyEnd);
     if (bodyEnd < chunk.length) {
       this.client.unread(chunk.subarray(bodyEnd));
-      this.client.socket.pause();
+      this.client.pauseReads();
     }
     if (body.length === 0) return;
     if (this.conn === null) {
+      if (this.pending === NO_BUFFERS) this.pending = [];
       this.pending.push(body);
       return;
     }
     this.keepSent(body);
+    this.conn.lastActive = clock.now;
     if (!this.conn.socket.write(body)) {
-      this.client.socket.pause();
+      this.client.pauseReads();
       const conn = this.conn;
       conn.socket.once('drain', () => {
-        if (this.conn === conn && !this.finished && this.wantsBody) this.client.socket.resume();
+        if (this.conn === conn && !this.finished && this.wantsBody) this.client.resumeReads();
       });
     }
   }
@@ -815,7 +836,7 @@ class Exchange implements UpstreamOwner {
   }
 
   onClientDrain(): void {
-    if (this.conn !== null && !this.resDone) this.conn.socket.resume();
+    if (this.conn !== null && !this.resDone) resumeUpstream(this.conn);
   }
 
   // ---- response ---------------------------------------------------------------
@@ -838,7 +859,7 @@ class Exchange implements UpstreamOwner {
     if (ephemeral) chunk = Buffer.from(chunk);
     if (this.tunnel) {
       this.bytesOut += chunk.length;
-      if (!this.client.socket.write(chunk)) (this.conn as UpstreamConnection).socket.pause();
+      if (!this.client.socket.write(chunk)) pauseUpstream(this.conn as UpstreamConnection);
       return;
     }
     this.forwardBody(chunk, 0);
@@ -956,7 +977,7 @@ class Exchange implements UpstreamOwner {
         ok = socket.write(this.own(buf.subarray(bodyStart, end)));
       }
       if (this.bodyComplete) this.responseDone();
-      else if (!ok) (this.conn as UpstreamConnection).socket.pause();
+      else if (!ok) pauseUpstream(this.conn as UpstreamConnection);
       return;
     }
     socket.write(out, 'latin1');
@@ -996,10 +1017,11 @@ class Exchange implements UpstreamOwner {
     }
     const idle = this.client.frontend.config.timeouts.idle;
     this.client.setTimer(idle);
+    conn.timeoutMs = 0; // the tunnel's idle timeout replaces the backend's sweep
     conn.socket.setTimeout(idle);
     const early = this.client.takeBuffered();
     if (early !== null) this.onTunnelClientData(early);
-    socket.resume();
+    this.client.resumeReads();
   }
 
   onTunnelClientData(chunk: Buffer): void {
@@ -1007,9 +1029,9 @@ class Exchange implements UpstreamOwner {
     if (conn === null) return;
     this.bytesIn += chunk.length;
     if (!conn.socket.write(chunk)) {
-      this.client.socket.pause();
+      this.client.pauseReads();
       conn.socket.once('drain', () => {
-        if (!this.finished) this.client.socket.resume();
+        if (!this.finished) this.client.resumeReads();
       });
     }
   }
@@ -1099,7 +1121,7 @@ class Exchange implements UpstreamOwner {
           complete = true;
         }
         if (complete) this.responseDone();
-        else if (socket.writableNeedDrain) (this.conn as UpstreamConnection).socket.pause();
+        else if (socket.writableNeedDrain) pauseUpstream(this.conn as UpstreamConnection);
         return;
       }
     }
@@ -1108,7 +1130,7 @@ class Exchange implements UpstreamOwner {
     this.bytesOut += end - start;
     const ok = socket.write(this.own(start === 0 && end === buf.length ? buf : buf.subarray(start, end)));
     if (this.bodyComplete) this.responseDone();
-    else if (!ok) (this.conn as UpstreamConnection).socket.pause();
+    else if (!ok) pauseUpstream(this.conn as UpstreamConnection);
   }
 
   private responseDone(): void {
@@ -1218,7 +1240,7 @@ class Exchange implements UpstreamOwner {
     this.conn = null;
     if (conn !== null) {
       if (this.upstreamReusable && !conn.socket.destroyed) {
-        conn.socket.resume();
+        resumeUpstream(conn);
         backend.putIdle(conn);
       } else {
         conn.owner = null;
@@ -1374,8 +1396,18 @@ class Exchange implements UpstreamOwner {
   }
 }
 
-/** Coarse time (performance.now() at the last sweep) for client activity stamps. */
-const clock = { now: performance.now() };
+function pauseUpstream(conn: UpstreamConnection): void {
+  if (conn.paused) return;
+  conn.paused = true;
+  conn.socket.pause();
+}
+
+function resumeUpstream(conn: UpstreamConnection): void {
+  if (!conn.paused) return;
+  conn.paused = false;
+  conn.socket.resume();
+}
+
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
