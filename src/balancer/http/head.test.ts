@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { findHeadEnd, isHopByHop, parseRequestHead, parseResponseHead } from './head.js';
+import { findHeadEnd, forwardedLines, isHopByHop, parseRequestHead, parseResponseHead } from './head.js';
 import type { RequestHead, ResponseHead } from './head.js';
 
 function req(text: string): RequestHead {
@@ -101,6 +101,39 @@ describe('header line scanning', () => {
         assert.equal(h?.value, m?.[2]);
       }),
       { numRuns: 3000 },
+    );
+  });
+});
+
+describe('forwarded header lines', () => {
+  const HOP = ['connection', 'proxy-connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'trailer'];
+  const FWD = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded'];
+  const OTHER = ['x-a', 'cookie', 'accept', 'x-forwarded', 'forwarde', 'tee', 'upgrades', 'x-forwarded-port', 'proxy-connectio', 'keep_alive', 'x-private'];
+  it('drops exactly the hop-by-hop lines (and the forwarding ones when asked), whatever their case', async () => {
+    const fc = (await import('fast-check')).default;
+    const recase = (name: string, mask: number): string =>
+      [...name].map((c, i) => ((mask >> i % 30) & 1 ? c.toUpperCase() : c)).join('');
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.constantFrom(...HOP.filter((n) => n !== 'transfer-encoding'), ...FWD, ...OTHER), fc.integer({ min: 0, max: 2 ** 30 })), { maxLength: 8 }),
+        fc.boolean(),
+        fc.boolean(),
+        (fields, namePrivate, dropForwarding) => {
+          const lines = ['Host: a', ...fields.map(([n, m], i) => `${recase(n, m)}: v${i}`)];
+          if (namePrivate) lines.push('Connection: x-private');
+          const r = parseRequestHead(`GET / HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`);
+          if (typeof r === 'string') throw new Error(r);
+          const connection = lines.filter((l) => l.toLowerCase().startsWith('connection:')).map((l) => l.slice(11).trim().toLowerCase());
+          const named = connection.join(',').split(',').map((t) => t.trim());
+          const expected = lines.filter((l) => {
+            const name = l.slice(0, l.indexOf(':')).toLowerCase();
+            if (HOP.includes(name) || named.includes(name)) return false;
+            return !(dropForwarding && FWD.includes(name));
+          });
+          assert.equal(forwardedLines(r, dropForwarding), expected.map((l) => `${l}\r\n`).join(''));
+        },
+      ),
+      { numRuns: 2000 },
     );
   });
 });

@@ -37,37 +37,62 @@ export interface Header {
   readonly line: string;
 }
 
-export interface RequestHead {
+/** Why a header line is not forwarded as it is. */
+export const enum Special {
+  /** Connection-specific (RFC 9110 §7.6.1), or named in Connection, or a Host replaced by an absolute-form target. */
+  HopByHop,
+  XForwardedFor,
+  XForwardedProto,
+  XForwardedHost,
+  Forwarded,
+}
+
+/** A header line the proxy treats specially: [start, next) covers the line and its CRLF. */
+export interface SpecialLine {
+  readonly kind: Special;
+  readonly start: number;
+  readonly next: number;
+  readonly value: string;
+}
+
+interface HeadFields {
+  /** The whole head as latin1 text, final CRLF CRLF included. */
+  readonly text: string;
+  /** Offset of the first header line. */
+  readonly fieldsStart: number;
+  /** Hop-by-hop and forwarding lines, in order. */
+  readonly special: readonly SpecialLine[];
+  /** All header lines (built on first use). */
+  readonly headers: Header[];
+  readonly contentLength: number;
+  readonly chunked: boolean;
+  readonly close: boolean;
+  /** Tokens of the Connection header, lower-case. */
+  readonly connectionTokens: readonly string[];
+  /** Value of the Upgrade field ('' when absent). */
+  readonly upgrade: string;
+}
+
+export interface RequestHead extends HeadFields {
   readonly method: string;
   /** Origin-form target (`/path?query`); absolute-form is reduced to it. */
   readonly target: string;
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
   readonly minor: 0 | 1;
-  readonly headers: Header[];
   /** Host without port, lower-case; '' when absent (HTTP/1.0). */
   readonly hostname: string;
   /** Host header value as sent (or the authority of an absolute-form target). */
   readonly host: string;
-  /** -1 when there is no Content-Length. */
-  readonly contentLength: number;
-  readonly chunked: boolean;
-  /** The client wants the connection closed after this exchange. */
-  readonly close: boolean;
-  /** Tokens of the Connection header, lower-case. */
-  readonly connectionTokens: readonly string[];
+  /** `Host: <authority>` when an absolute-form target replaced the Host field (its lines are in `special`), else ''. */
+  readonly hostLine: string;
 }
 
-export interface ResponseHead {
+export interface ResponseHead extends HeadFields {
   readonly status: number;
   readonly minor: 0 | 1;
   readonly reason: string;
-  readonly headers: Header[];
-  readonly contentLength: number;
-  readonly chunked: boolean;
   /** Transfer-Encoding present without chunked last: the body ends when the server closes. */
   readonly closeDelimited: boolean;
-  readonly close: boolean;
-  readonly connectionTokens: readonly string[];
 }
 
 export type ParseResult<T> = T | ErrorCode;
@@ -78,115 +103,296 @@ export function findHeadEnd(buf: Buffer, from: number): number {
   return i === -1 ? -1 : i + 4;
 }
 
-interface FieldScan {
-  headers: Header[];
-  contentLength: number;
-  chunked: boolean;
-  hasTransferEncoding: boolean;
-  closeDelimitedTe: boolean;
-  connectionTokens: string[];
-  hosts: number;
-  host: string;
-  error: ErrorCode | undefined;
+/** `text` from `at` equals the lower-case ASCII `lit`, ignoring case (field names are tchar only). */
+function lowerEq(text: string, at: number, lit: string): boolean {
+  for (let k = 0; k < lit.length; k++) {
+    if ((text.charCodeAt(at + k) | 0x20) !== lit.charCodeAt(k)) return false;
+  }
+  return true;
 }
 
-/** Splits and validates header lines shared by requests and responses. */
-function scanFields(head: string, start: number, badCode: ErrorCode): FieldScan {
-  const scan: FieldScan = {
-    headers: [],
-    contentLength: -1,
-    chunked: false,
-    hasTransferEncoding: false,
-    closeDelimitedTe: false,
-    connectionTokens: [],
-    hosts: 0,
-    host: '',
-    error: undefined,
-  };
-  let teValue = '';
-  let clCount = 0;
-  const end = head.length - 2; // the final empty line's CRLF
-  let pos = start;
+// What a field name is, found by its length first: most names are none of these and cost one switch.
+const enum Name {
+  Other,
+  ContentLength,
+  TransferEncoding,
+  Connection,
+  Host,
+  Upgrade,
+  HopByHop,
+  XForwardedFor,
+  XForwardedProto,
+  XForwardedHost,
+  Forwarded,
+}
+
+function classify(text: string, at: number, len: number): Name {
+  switch (len) {
+    case 2:
+      return lowerEq(text, at, 'te') ? Name.HopByHop : Name.Other;
+    case 4:
+      return lowerEq(text, at, 'host') ? Name.Host : Name.Other;
+    case 7:
+      if (lowerEq(text, at, 'upgrade')) return Name.Upgrade;
+      return lowerEq(text, at, 'trailer') ? Name.HopByHop : Name.Other;
+    case 9:
+      return lowerEq(text, at, 'forwarded') ? Name.Forwarded : Name.Other;
+    case 10:
+      if (lowerEq(text, at, 'connection')) return Name.Connection;
+      return lowerEq(text, at, 'keep-alive') ? Name.HopByHop : Name.Other;
+    case 14:
+      return lowerEq(text, at, 'content-length') ? Name.ContentLength : Name.Other;
+    case 15:
+      return lowerEq(text, at, 'x-forwarded-for') ? Name.XForwardedFor : Name.Other;
+    case 16:
+      if (lowerEq(text, at, 'proxy-connection')) return Name.HopByHop;
+      return lowerEq(text, at, 'x-forwarded-host') ? Name.XForwardedHost : Name.Other;
+    case 17:
+      if (lowerEq(text, at, 'transfer-encoding')) return Name.TransferEncoding;
+      return lowerEq(text, at, 'x-forwarded-proto') ? Name.XForwardedProto : Name.Other;
+    default:
+      return Name.Other;
+  }
+}
+
+const SPECIAL_OF: readonly (Special | -1)[] = [];
+(SPECIAL_OF as (Special | -1)[])[Name.Other] = -1;
+(SPECIAL_OF as (Special | -1)[])[Name.ContentLength] = -1;
+(SPECIAL_OF as (Special | -1)[])[Name.TransferEncoding] = Special.HopByHop;
+(SPECIAL_OF as (Special | -1)[])[Name.Connection] = Special.HopByHop;
+(SPECIAL_OF as (Special | -1)[])[Name.Host] = -1;
+(SPECIAL_OF as (Special | -1)[])[Name.Upgrade] = Special.HopByHop;
+(SPECIAL_OF as (Special | -1)[])[Name.HopByHop] = Special.HopByHop;
+(SPECIAL_OF as (Special | -1)[])[Name.XForwardedFor] = Special.XForwardedFor;
+(SPECIAL_OF as (Special | -1)[])[Name.XForwardedProto] = Special.XForwardedProto;
+(SPECIAL_OF as (Special | -1)[])[Name.XForwardedHost] = Special.XForwardedHost;
+(SPECIAL_OF as (Special | -1)[])[Name.Forwarded] = Special.Forwarded;
+
+/** Connection tokens that name a field outside the hop-by-hop set (their lines must be found by name). */
+function namesOtherFields(tokens: readonly string[]): boolean {
+  for (const t of tokens) if (t !== 'close' && !HOP_BY_HOP.has(t)) return true;
+  return false;
+}
+
+/** Splits all header lines of a valid head into name, value and line. */
+function splitHeaders(text: string, from: number): Header[] {
+  const out: Header[] = [];
+  const end = text.length - 2;
+  let pos = from;
   while (pos < end) {
-    const eol = head.indexOf('\r\n', pos);
-    if (eol === -1 || eol > end) {
-      scan.error = badCode;
-      return scan;
-    }
-    // field-name: one or more tchar, then ':' with no whitespace before it
-    // (RFC 9112 §5.1). A line starting with SP or HTAB is obs-fold (§5.2): rejected.
-    let i = pos;
+    const eol = text.indexOf('\r\n', pos);
+    const colon = text.indexOf(':', pos);
+    let i = colon + 1;
     let c = 0;
-    while (i < eol) {
-      c = head.charCodeAt(i);
-      if (c === 58 /* : */ || c > 127 || TCHAR[c] === 0) break;
-      i++;
-    }
-    if (i === pos || c !== 58) {
-      scan.error = badCode;
-      return scan;
-    }
-    const nameEnd = i++;
-    // field-value without surrounding SP/HTAB; no CTL other than HTAB (RFC 9110 §5.5).
-    while (i < eol && ((c = head.charCodeAt(i)) === 32 || c === 9)) i++;
+    while (i < eol && ((c = text.charCodeAt(i)) === 32 || c === 9)) i++;
     let vEnd = eol;
-    while (vEnd > i && ((c = head.charCodeAt(vEnd - 1)) === 32 || c === 9)) vEnd--;
-    for (let k = i; k < vEnd; k++) {
-      c = head.charCodeAt(k);
-      if ((c < 32 && c !== 9) || c === 127) {
-        scan.error = badCode;
-        return scan;
-      }
-    }
-    const name = head.slice(pos, nameEnd).toLowerCase();
-    const value = head.slice(i, vEnd);
-    scan.headers.push({ name, value, line: head.slice(pos, eol) });
+    while (vEnd > i && ((c = text.charCodeAt(vEnd - 1)) === 32 || c === 9)) vEnd--;
+    out.push({ name: text.slice(pos, colon).toLowerCase(), value: text.slice(i, vEnd), line: text.slice(pos, eol) });
     pos = eol + 2;
-    switch (name) {
-      case 'content-length':
-        clCount++;
-        if (!CONTENT_LENGTH.test(value)) {
-          scan.error = 'CORRAL_ERR_AMBIGUOUS_LENGTH';
-          return scan;
-        }
-        scan.contentLength = Number(value);
-        break;
-      case 'transfer-encoding':
-        scan.hasTransferEncoding = true;
-        teValue = teValue === '' ? value : `${teValue}, ${value}`;
-        break;
-      case 'connection':
-        for (const token of value.split(',')) {
-          const t = token.trim().toLowerCase();
-          if (t !== '') scan.connectionTokens.push(t);
-        }
-        break;
-      case 'host':
-        scan.hosts++;
-        scan.host = value;
-        break;
-    }
   }
-  // RFC 9112 §6.3: more than one Content-Length is rejected outright (even if equal).
-  if (clCount > 1) {
-    scan.error = 'CORRAL_ERR_AMBIGUOUS_LENGTH';
-    return scan;
+  return out;
+}
+
+/**
+ * Header lines of a parsed head, validated and classified. Lines are kept
+ * as offsets into the head text: forwarding re-emits the original bytes
+ * minus the special lines, and the per-field objects of `headers` are only
+ * built when something asks for them (cookies, `hashOn: header`).
+ */
+class Fields {
+  text: string;
+  fieldsStart: number;
+  special: SpecialLine[] = [];
+  contentLength = -1;
+  chunked = false;
+  hasTransferEncoding = false;
+  closeDelimitedTe = false;
+  connectionTokens: string[] = NO_TOKENS;
+  hosts = 0;
+  host = '';
+  upgrade = '';
+  close = false;
+  /** Host lines replaced by an absolute-form authority (`hostLine`). */
+  hostLine = '';
+  private all: Header[] | null = null;
+
+  constructor(text: string, fieldsStart: number) {
+    this.text = text;
+    this.fieldsStart = fieldsStart;
   }
-  if (scan.hasTransferEncoding) {
-    const codings = teValue.split(',').map((c) => c.trim().toLowerCase());
-    const chunkedAt = codings.indexOf('chunked');
-    if (codings.some((c) => c === '')) {
-      scan.error = 'CORRAL_ERR_AMBIGUOUS_LENGTH';
-      return scan;
+
+  get headers(): Header[] {
+    if (this.all === null) {
+      const list = splitHeaders(this.text, this.fieldsStart);
+      if (this.hostLine !== '') {
+        const i = list.findIndex((h) => h.name === 'host');
+        const host: Header = { name: 'host', value: this.host, line: this.hostLine };
+        if (i === -1) list.push(host);
+        else list[i] = host;
+      }
+      this.all = list;
     }
-    if (chunkedAt === codings.length - 1) scan.chunked = true;
-    else if (chunkedAt !== -1) {
+    return this.all;
+  }
+
+  /** Validates and classifies the lines; an error code, or undefined. */
+  scan(badCode: ErrorCode): ErrorCode | undefined {
+    const head = this.text;
+    let teValue = '';
+    let clCount = 0;
+    let connection = '';
+    const end = head.length - 2; // the final empty line's CRLF
+    let pos = this.fieldsStart;
+    while (pos < end) {
+      const eol = head.indexOf('\r\n', pos);
+      if (eol === -1 || eol > end) return badCode;
+      // field-name: one or more tchar, then ':' with no whitespace before it
+      // (RFC 9112 §5.1). A line starting with SP or HTAB is obs-fold (§5.2): rejected.
+      let i = pos;
+      let c = 0;
+      while (i < eol) {
+        c = head.charCodeAt(i);
+        if (c === 58 /* : */ || c > 127 || TCHAR[c] === 0) break;
+        i++;
+      }
+      if (i === pos || c !== 58) return badCode;
+      const nameEnd = i++;
+      // field-value without surrounding SP/HTAB; no CTL other than HTAB (RFC 9110 §5.5).
+      while (i < eol && ((c = head.charCodeAt(i)) === 32 || c === 9)) i++;
+      let vEnd = eol;
+      while (vEnd > i && ((c = head.charCodeAt(vEnd - 1)) === 32 || c === 9)) vEnd--;
+      for (let k = i; k < vEnd; k++) {
+        c = head.charCodeAt(k);
+        if ((c < 32 && c !== 9) || c === 127) return badCode;
+      }
+      const name = classify(head, pos, nameEnd - pos);
+      if (name !== Name.Other) {
+        const value = head.slice(i, vEnd);
+        const special = SPECIAL_OF[name] as Special | -1;
+        if (special !== -1) this.special.push({ kind: special, start: pos, next: eol + 2, value });
+        switch (name) {
+          case Name.ContentLength:
+            clCount++;
+            if (!CONTENT_LENGTH.test(value)) return 'CORRAL_ERR_AMBIGUOUS_LENGTH';
+            this.contentLength = Number(value);
+            break;
+          case Name.TransferEncoding:
+            this.hasTransferEncoding = true;
+            teValue = teValue === '' ? value : `${teValue}, ${value}`;
+            break;
+          case Name.Connection:
+            connection = connection === '' ? value : `${connection},${value}`;
+            break;
+          case Name.Host:
+            this.hosts++;
+            this.host = value;
+            break;
+          case Name.Upgrade:
+            this.upgrade = value;
+            break;
+          default:
+            break;
+        }
+      }
+      pos = eol + 2;
+    }
+    // RFC 9112 §6.3: more than one Content-Length is rejected outright (even if equal).
+    if (clCount > 1) return 'CORRAL_ERR_AMBIGUOUS_LENGTH';
+    if (this.hasTransferEncoding) {
+      const codings = teValue.split(',').map((x) => x.trim().toLowerCase());
+      const chunkedAt = codings.indexOf('chunked');
+      if (codings.some((x) => x === '')) return 'CORRAL_ERR_AMBIGUOUS_LENGTH';
+      if (chunkedAt === codings.length - 1) this.chunked = true;
       // chunked applied more than once or not last (RFC 9112 §6.1).
-      scan.error = 'CORRAL_ERR_AMBIGUOUS_LENGTH';
-      return scan;
-    } else scan.closeDelimitedTe = true;
+      else if (chunkedAt !== -1) return 'CORRAL_ERR_AMBIGUOUS_LENGTH';
+      else this.closeDelimitedTe = true;
+    }
+    if (connection !== '') {
+      const tokens: string[] = [];
+      for (const token of connection.split(',')) {
+        const t = token.trim().toLowerCase();
+        if (t !== '') tokens.push(t);
+      }
+      this.connectionTokens = tokens;
+      if (namesOtherFields(tokens)) this.dropNamed(tokens);
+    }
+    return undefined;
   }
-  return scan;
+
+  /** Adds the lines whose names the Connection field lists (RFC 9110 §7.6.1) to the hop-by-hop lines. */
+  private dropNamed(tokens: readonly string[]): void {
+    const head = this.text;
+    const end = head.length - 2;
+    let pos = this.fieldsStart;
+    let added = false;
+    while (pos < end) {
+      const eol = head.indexOf('\r\n', pos);
+      const colon = head.indexOf(':', pos);
+      const name = head.slice(pos, colon).toLowerCase();
+      if (!HOP_BY_HOP.has(name) && tokens.includes(name)) {
+        const i = this.special.findIndex((sp) => sp.start === pos);
+        if (i === -1) {
+          this.special.push({ kind: Special.HopByHop, start: pos, next: eol + 2, value: '' });
+          added = true;
+        } else this.special[i] = { kind: Special.HopByHop, start: pos, next: eol + 2, value: '' };
+      }
+      pos = eol + 2;
+    }
+    if (added) this.special.sort((a, b) => a.start - b.start);
+  }
+
+  /** Treats the Host lines as replaced by `host` (absolute-form target). */
+  replaceHost(host: string): void {
+    const head = this.text;
+    const end = head.length - 2;
+    let pos = this.fieldsStart;
+    while (pos < end) {
+      const eol = head.indexOf('\r\n', pos);
+      if (head.indexOf(':', pos) === pos + 4 && lowerEq(head, pos, 'host')) {
+        this.special.push({ kind: Special.HopByHop, start: pos, next: eol + 2, value: '' });
+      }
+      pos = eol + 2;
+    }
+    this.special.sort((a, b) => a.start - b.start);
+    this.host = host;
+    this.hostLine = `Host: ${host}`;
+  }
+}
+
+const NO_TOKENS: string[] = [];
+
+class Request extends Fields implements RequestHead {
+  method = '';
+  target = '';
+  minor: 0 | 1 = 1;
+  hostname = '';
+}
+
+class Response extends Fields implements ResponseHead {
+  status = 0;
+  minor: 0 | 1 = 1;
+  reason = '';
+  get closeDelimited(): boolean {
+    return this.closeDelimitedTe;
+  }
+}
+
+/**
+ * The header lines of `head` to forward, each with its CRLF: all but the
+ * hop-by-hop ones, and but the forwarding ones when `dropForwarding`.
+ */
+export function forwardedLines(head: RequestHead | ResponseHead, dropForwarding: boolean): string {
+  const { text, fieldsStart, special } = head;
+  const end = text.length - 2;
+  if (special.length === 0) return text.slice(fieldsStart, end);
+  let out = '';
+  let at = fieldsStart;
+  for (const sp of special) {
+    if (sp.kind !== Special.HopByHop && !dropForwarding) continue;
+    if (sp.start > at) out += text.slice(at, sp.start);
+    at = sp.next;
+  }
+  return at < end ? out + text.slice(at, end) : out;
 }
 
 /**
@@ -205,54 +411,61 @@ export function parseRequestHead(head: string): ParseResult<RequestHead> {
   if (rl[3] !== '1') return 'CORRAL_ERR_VERSION';
   const minorDigit = rl[4];
   if (minorDigit !== '0' && minorDigit !== '1') return 'CORRAL_ERR_VERSION';
-  const minor = minorDigit === '1' ? 1 : 0;
-  const method = rl[1] as string;
+  const r = new Request(head, eol + 2);
+  r.minor = minorDigit === '1' ? 1 : 0;
+  r.method = rl[1] as string;
   let target = rl[2] as string;
 
-  const scan = scanFields(head, eol + 2, 'CORRAL_ERR_BAD_REQUEST');
-  if (scan.error !== undefined) return scan.error;
-  if (scan.hasTransferEncoding && (scan.contentLength !== -1 || minor === 0 || !scan.chunked)) {
+  const error = r.scan('CORRAL_ERR_BAD_REQUEST');
+  if (error !== undefined) return error;
+  if (r.hasTransferEncoding && (r.contentLength !== -1 || r.minor === 0 || !r.chunked)) {
     return 'CORRAL_ERR_AMBIGUOUS_LENGTH';
   }
-  if (scan.hosts > 1) return 'CORRAL_ERR_BAD_HOST';
-  if (minor === 1 && scan.hosts === 0) return 'CORRAL_ERR_BAD_HOST';
-  let host = scan.host;
+  if (r.hosts > 1) return 'CORRAL_ERR_BAD_HOST';
+  if (r.minor === 1 && r.hosts === 0) return 'CORRAL_ERR_BAD_HOST';
 
   if (target.charCodeAt(0) !== 47 /* / */) {
-    if (method === 'OPTIONS' && target === '*') {
+    if (r.method === 'OPTIONS' && target === '*') {
       // asterisk-form (RFC 9112 §3.2.4) is forwarded as is.
     } else {
       // absolute-form (RFC 9112 §3.2.2): the authority replaces Host.
       const m = /^https?:\/\/([^/?#]*)([^#]*)$/i.exec(target);
       if (m === null) return 'CORRAL_ERR_BAD_REQUEST';
-      host = m[1] as string;
       target = m[2] === '' ? '/' : (m[2] as string);
       if (target.charCodeAt(0) !== 47) target = `/${target}`;
-      const i = scan.headers.findIndex((h) => h.name === 'host');
-      const line = `Host: ${host}`;
-      if (i === -1) scan.headers.push({ name: 'host', value: host, line });
-      else scan.headers[i] = { name: 'host', value: host, line };
+      r.replaceHost(m[1] as string);
     }
   }
-  if (!HOST_VALUE.test(host)) return 'CORRAL_ERR_BAD_HOST';
-
-  let close: boolean;
-  if (minor === 1) close = scan.connectionTokens.includes('close');
-  else close = !scan.connectionTokens.includes('keep-alive');
-
-  return {
-    method,
-    target,
-    minor,
-    headers: scan.headers,
-    hostname: hostnameOf(host),
-    host,
-    contentLength: scan.contentLength,
-    chunked: scan.chunked,
-    close,
-    connectionTokens: scan.connectionTokens,
-  };
+  if (!validHost(r.host)) return 'CORRAL_ERR_BAD_HOST';
+  r.target = target;
+  r.close = r.minor === 1 ? r.connectionTokens.includes('close') : !r.connectionTokens.includes('keep-alive');
+  r.hostname = hostnameOf(r.host);
+  return r;
 }
+
+/** RFC 9112 §3.2 / RFC 3986 §3.2.2: uri-host [ ":" port ]; the common reg-name case by hand. */
+function validHost(host: string): boolean {
+  let i = 0;
+  const n = host.length;
+  for (; i < n; i++) {
+    const c = host.charCodeAt(i);
+    if (c > 127 || HOST_CHAR[c] === 0) break;
+  }
+  if (i === n) return true;
+  if (host.charCodeAt(i) === 58 /* : */) {
+    const digits = n - i - 1;
+    if (digits > 5) return false;
+    for (let k = i + 1; k < n; k++) {
+      const c = host.charCodeAt(k);
+      if (c < 48 || c > 57) return false;
+    }
+    return true;
+  }
+  return HOST_VALUE.test(host);
+}
+
+const HOST_CHAR = new Uint8Array(128);
+for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=%") HOST_CHAR[c.charCodeAt(0)] = 1;
 
 /** Host header value without port, lower-case, IPv6 brackets removed. */
 export function hostnameOf(host: string): string {
@@ -269,27 +482,16 @@ export function parseResponseHead(head: string): ParseResult<ResponseHead> {
   const eol = head.indexOf('\r\n');
   const sl = STATUS_LINE.exec(head.slice(0, eol));
   if (sl === null) return 'CORRAL_ERR_BAD_RESPONSE';
-  const minor = sl[1] === '1' ? 1 : 0;
-  const status = Number(sl[2]);
-  if (status < 100 || status > 599) return 'CORRAL_ERR_BAD_RESPONSE';
-  const scan = scanFields(head, eol + 2, 'CORRAL_ERR_BAD_RESPONSE');
-  if (scan.error !== undefined) return 'CORRAL_ERR_BAD_RESPONSE';
+  const r = new Response(head, eol + 2);
+  r.minor = sl[1] === '1' ? 1 : 0;
+  r.status = Number(sl[2]);
+  if (r.status < 100 || r.status > 599) return 'CORRAL_ERR_BAD_RESPONSE';
+  if (r.scan('CORRAL_ERR_BAD_RESPONSE') !== undefined) return 'CORRAL_ERR_BAD_RESPONSE';
   // RFC 9112 §6.3: both Transfer-Encoding and Content-Length may indicate response splitting.
-  if (scan.hasTransferEncoding && scan.contentLength !== -1) return 'CORRAL_ERR_BAD_RESPONSE';
-  let close: boolean;
-  if (minor === 1) close = scan.connectionTokens.includes('close');
-  else close = !scan.connectionTokens.includes('keep-alive');
-  return {
-    status,
-    minor,
-    reason: sl[3] ?? '',
-    headers: scan.headers,
-    contentLength: scan.contentLength,
-    chunked: scan.chunked,
-    closeDelimited: scan.closeDelimitedTe,
-    close,
-    connectionTokens: scan.connectionTokens,
-  };
+  if (r.hasTransferEncoding && r.contentLength !== -1) return 'CORRAL_ERR_BAD_RESPONSE';
+  r.close = r.minor === 1 ? r.connectionTokens.includes('close') : !r.connectionTokens.includes('keep-alive');
+  r.reason = sl[3] ?? '';
+  return r;
 }
 
 /** True for fields a proxy must not forward: the hop-by-hop set plus those named in Connection. */

@@ -36,7 +36,7 @@ import type { RuntimeServer, UpstreamConnection, UpstreamOwner } from '../server
 import { CHUNKED_ERROR, CHUNKED_NEED_MORE, ChunkedReader } from './chunked.js';
 import type { RequestHead, ResponseHead } from './head.js';
 import { clock, readInto } from '../io.js';
-import { findHeadEnd, isHopByHop, MAX_HEAD_BYTES, parseRequestHead, parseResponseHead } from './head.js';
+import { findHeadEnd, forwardedLines, MAX_HEAD_BYTES, parseRequestHead, parseResponseHead, Special } from './head.js';
 
 /** Request bodies up to this size are kept until the response starts, so the request can be replayed. */
 const REPLAY_LIMIT = 64 * 1024;
@@ -546,10 +546,7 @@ class Exchange implements UpstreamOwner {
     this.reqChunks = head.chunked ? new ChunkedReader() : null;
     this.wantsBody = head.chunked || this.bodyLeft > 0;
     this.upgrade = null;
-    if (head.connectionTokens.includes('upgrade')) {
-      const h = head.headers.find((x) => x.name === 'upgrade');
-      if (h !== undefined && h.value !== '') this.upgrade = h.value;
-    }
+    if (head.upgrade !== '' && head.connectionTokens.includes('upgrade')) this.upgrade = head.upgrade;
   }
 
   start(): void {
@@ -936,13 +933,7 @@ class Exchange implements UpstreamOwner {
       this.client.closeAfter = true;
       this.upstreamReusable = false;
     }
-    let out = `HTTP/1.1 ${res.status} ${res.reason}${CRLF}`;
-    const tokens = res.connectionTokens;
-    for (const h of res.headers) {
-      if (isHopByHop(h.name, tokens)) continue;
-      out += h.line + CRLF;
-    }
-    out += framing;
+    let out = `HTTP/1.1 ${res.status} ${res.reason}${CRLF}${forwardedLines(res, false)}${framing}`;
     out += this.extraResponseHeaders(backend, server);
     if (this.client.closeAfter) out += `Connection: close${CRLF}`;
     else if (this.head.minor === 0) out += `Connection: keep-alive${CRLF}`;
@@ -997,13 +988,8 @@ class Exchange implements UpstreamOwner {
     this.resStarted = true;
     this.upstreamReusable = false;
     this.client.closeAfter = true;
-    let out = `HTTP/1.1 101 ${res.reason}${CRLF}`;
-    let upgrade = this.upgrade as string;
-    for (const h of res.headers) {
-      if (h.name === 'upgrade') upgrade = h.value;
-      if (isHopByHop(h.name, res.connectionTokens)) continue;
-      out += h.line + CRLF;
-    }
+    let out = `HTTP/1.1 101 ${res.reason}${CRLF}${forwardedLines(res, false)}`;
+    const upgrade = res.upgrade !== '' ? res.upgrade : (this.upgrade as string);
     out += `Connection: Upgrade${CRLF}Upgrade: ${upgrade}${CRLF}`;
     out += this.extraResponseHeaders(backend, server) + CRLF;
     const responses = server.counters.responses;
@@ -1350,34 +1336,31 @@ class Exchange implements UpstreamOwner {
     const fe = this.client.frontend;
     const forward = backend.config.forwardFor;
     const trusted = forward && fe.trusted.has(this.client.ip);
-    const tokens = head.connectionTokens;
-    let out = `${head.method} ${head.target} HTTP/1.1${CRLF}`;
+    let out = `${head.method} ${head.target} HTTP/1.1${CRLF}${forwardedLines(head, forward)}`;
+    if (head.hostLine !== '') out += head.hostLine + CRLF;
     let xff = '';
     let xfp = '';
     let xfh = '';
     let fwd = '';
-    for (const h of head.headers) {
-      const name = h.name;
-      if (isHopByHop(name, tokens)) continue;
-      if (forward) {
-        if (name === 'x-forwarded-for') {
-          if (trusted) xff = xff === '' ? h.value : `${xff}, ${h.value}`;
-          continue;
-        }
-        if (name === 'x-forwarded-proto') {
-          if (trusted && xfp === '') xfp = h.value;
-          continue;
-        }
-        if (name === 'x-forwarded-host') {
-          if (trusted && xfh === '') xfh = h.value;
-          continue;
-        }
-        if (name === 'forwarded') {
-          if (trusted) fwd = fwd === '' ? h.value : `${fwd}, ${h.value}`;
-          continue;
+    if (forward && trusted) {
+      for (const sp of head.special) {
+        switch (sp.kind) {
+          case Special.XForwardedFor:
+            xff = xff === '' ? sp.value : `${xff}, ${sp.value}`;
+            break;
+          case Special.XForwardedProto:
+            if (xfp === '') xfp = sp.value;
+            break;
+          case Special.XForwardedHost:
+            if (xfh === '') xfh = sp.value;
+            break;
+          case Special.Forwarded:
+            fwd = fwd === '' ? sp.value : `${fwd}, ${sp.value}`;
+            break;
+          default:
+            break;
         }
       }
-      out += h.line + CRLF;
     }
     if (this.upgrade !== null) out += `Connection: Upgrade${CRLF}Upgrade: ${this.upgrade}${CRLF}`;
     // An HTTP/1.0 request without Host goes out as HTTP/1.1, which requires one (RFC 9112 §3.2: empty when unknown).
