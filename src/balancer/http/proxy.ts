@@ -35,7 +35,7 @@ import { Router } from '../router.js';
 import type { RuntimeServer, UpstreamConnection, UpstreamOwner } from '../server.js';
 import { CHUNKED_ERROR, CHUNKED_NEED_MORE, ChunkedReader } from './chunked.js';
 import type { RequestHead, ResponseHead } from './head.js';
-import { clock, readInto } from '../io.js';
+import { clock, readInto, writeCopy } from '../io.js';
 import { findHeadEnd, forwardedLines, MAX_HEAD_BYTES, parseRequestHead, parseResponseHead, Special } from './head.js';
 
 /** Request bodies up to this size are kept until the response starts, so the request can be replayed. */
@@ -853,21 +853,20 @@ class Exchange implements UpstreamOwner {
       this.ephemeral = false;
       return;
     }
-    if (ephemeral) chunk = Buffer.from(chunk);
+    this.ephemeral = ephemeral;
     if (this.tunnel) {
       this.bytesOut += chunk.length;
-      if (!this.client.socket.write(chunk)) pauseUpstream(this.conn as UpstreamConnection);
-      return;
-    }
-    this.forwardBody(chunk, 0);
+      if (!this.toClient(chunk)) pauseUpstream(this.conn as UpstreamConnection);
+    } else this.forwardBody(chunk, 0);
+    this.ephemeral = false;
   }
 
   /** While set, response bytes being handled are a view of the shared read buffer. */
   private ephemeral = false;
 
-  /** `b`, or a copy of it when it is a view of the shared read buffer. */
-  private own(b: Buffer): Buffer {
-    return this.ephemeral ? Buffer.from(b) : b;
+  /** Writes response bytes to the client, through a copy when they are a view of the shared read buffer. */
+  private toClient(b: Buffer): boolean {
+    return this.ephemeral ? writeCopy(this.client.socket, b) : this.client.socket.write(b);
   }
 
   private readResponseHead(): void {
@@ -890,7 +889,7 @@ class Exchange implements UpstreamOwner {
           return;
         }
         // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients as they are.
-        if (this.head.minor === 1) this.client.socket.write(this.own(buf.subarray(0, end)));
+        if (this.head.minor === 1) this.toClient(buf.subarray(0, end));
         this.resBuf = end < buf.length ? buf.subarray(end) : null;
         if (this.resBuf === null) return;
         continue;
@@ -965,7 +964,7 @@ class Exchange implements UpstreamOwner {
         ok = socket.write(one);
       } else {
         socket.write(out, 'latin1');
-        ok = socket.write(this.own(buf.subarray(bodyStart, end)));
+        ok = this.toClient(buf.subarray(bodyStart, end));
       }
       if (this.bodyComplete) this.responseDone();
       else if (!ok) pauseUpstream(this.conn as UpstreamConnection);
@@ -999,7 +998,7 @@ class Exchange implements UpstreamOwner {
     socket.write(out, 'latin1');
     if (end < buf.length) {
       this.bytesOut += buf.length - end;
-      socket.write(this.own(buf.subarray(end)));
+      this.toClient(buf.subarray(end));
     }
     const idle = this.client.frontend.config.timeouts.idle;
     this.client.setTimer(idle);
@@ -1096,7 +1095,7 @@ class Exchange implements UpstreamOwner {
         const end = buf.length;
         const r = this.resChunks.feed(buf, start, end, (b, s, e) => {
           this.bytesOut += e - s;
-          socket.write(this.own(b.subarray(s, e)));
+          this.toClient(b.subarray(s, e));
         });
         if (r === CHUNKED_ERROR) {
           this.badResponse('malformed chunked response body');
@@ -1114,7 +1113,7 @@ class Exchange implements UpstreamOwner {
     const end = this.bodyExtent(buf, start);
     if (end < 0) return;
     this.bytesOut += end - start;
-    const ok = socket.write(this.own(start === 0 && end === buf.length ? buf : buf.subarray(start, end)));
+    const ok = this.toClient(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
     if (this.bodyComplete) this.responseDone();
     else if (!ok) pauseUpstream(this.conn as UpstreamConnection);
   }
