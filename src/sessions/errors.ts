@@ -36,7 +36,8 @@ export function isSessionErrorCode(code: string): code is SessionErrorCode {
 export const MAX_KEY_BYTES = 1024;
 
 export function checkKey(key: string): void {
-  if (typeof key !== 'string' || key.length === 0 || Buffer.byteLength(key) > MAX_KEY_BYTES) {
+  // a UTF-16 code unit is at most 3 UTF-8 bytes: short keys need no count
+  if (typeof key !== 'string' || key.length === 0 || (key.length * 3 > MAX_KEY_BYTES && Buffer.byteLength(key) > MAX_KEY_BYTES)) {
     throw new SessionError('CORRAL_ERR_SESSION_BAD_KEY', `session key must be 1..${MAX_KEY_BYTES} bytes`);
   }
 }

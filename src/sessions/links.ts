@@ -188,15 +188,22 @@ export class PeerLinks {
 
   request(id: string, m: Msg, timeoutMs: number, stream?: StreamHandler): Promise<Msg> {
     const c = this.conn(id);
-    if (c === undefined) {
-      const last = this.lastError(id);
-      return Promise.reject(
-        last instanceof SessionError && last.code === 'CORRAL_ERR_SESSION_AUTH'
-          ? last
-          : new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', `no connection to ${id}${last ? ` (${last.message})` : ''}`),
-      );
-    }
+    if (c === undefined) return Promise.reject(this.#noConnection(id));
     return c.request(m, timeoutMs, stream);
+  }
+
+  /** `request` with a callback. */
+  call(id: string, m: Msg, timeoutMs: number, cb: (err: Error | undefined, r: Msg | undefined) => void): void {
+    const c = this.conn(id);
+    if (c === undefined) cb(this.#noConnection(id), undefined);
+    else c.call(m, timeoutMs, cb);
+  }
+
+  #noConnection(id: string): Error {
+    const last = this.lastError(id);
+    return last instanceof SessionError && last.code === 'CORRAL_ERR_SESSION_AUTH'
+      ? last
+      : new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', `no connection to ${id}${last ? ` (${last.message})` : ''}`);
   }
 
   /** Resolves once `pred()` holds (checked on every change), or after `timeoutMs` regardless. */

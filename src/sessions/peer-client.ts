@@ -89,17 +89,25 @@ export class PeerClient implements SessionStore {
   }
 
   /**
-   * Sends to the key's first live owner, failing over to the next ones. The
-   * common case (an owner is live and answers) takes no async frame of its own.
+   * Sends to the key's first live owner, failing over to the next ones, and
+   * resolves with `map(response)`. The common case (an owner is live and
+   * answers) makes one promise and no async frame.
    */
-  #call(key: string, m: Msg): Promise<Msg> {
+  #call<R>(key: string, m: Msg, map: (r: Msg) => R): Promise<R> {
     const owners = this.#closed ? [] : this.#ring.owners(key, this.#replicas, this.#isLive);
     const first = owners[0];
-    if (first === undefined) return this.#callSlow(key, m, undefined, undefined);
-    return this.#links.request(first, m, this.#timeout).then(
-      (r) => (r.t === T.R_ERR ? this.#callSlow(key, m, first, this.#settle(r)) : r),
-      (err: unknown) => this.#callSlow(key, m, first, this.#retryable(err)),
-    );
+    if (first === undefined) return this.#callSlow(key, m, undefined, undefined).then(map);
+    return new Promise<R>((resolve, reject) => {
+      this.#links.call(first, m, this.#timeout, (err, r) => {
+        try {
+          if (err === undefined && r !== undefined && r.t !== T.R_ERR) return resolve(map(r));
+          const failed = err !== undefined ? this.#retryable(err) : this.#settle(r as Msg);
+          this.#callSlow(key, m, first, failed).then(map).then(resolve, reject);
+        } catch (e) {
+          reject(e as Error);
+        }
+      });
+    });
   }
 
   /** A peer's error reply: a retryable one is returned, any other thrown. */
@@ -139,47 +147,61 @@ export class PeerClient implements SessionStore {
     throw last ?? new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', 'no owner answered');
   }
 
-  async get(key: string): Promise<SessionEntry | undefined> {
-    checkKey(key);
-    const r = await this.#call(key, msg(T.GET, { k: key }));
-    if ((r.f & F.FOUND) === 0) {
-      this.#c.misses++;
-      return undefined;
+  get(key: string): Promise<SessionEntry | undefined> {
+    try {
+      checkKey(key);
+    } catch (err) {
+      return Promise.reject(err as Error);
     }
-    this.#c.hits++;
-    return { value: r.v ?? '', version: r.n1, expiresAt: r.n2 };
+    return this.#call(key, msg(T.GET, { k: key }), (r) => {
+      if ((r.f & F.FOUND) === 0) {
+        this.#c.misses++;
+        return undefined;
+      }
+      this.#c.hits++;
+      return { value: r.v ?? '', version: r.n1, expiresAt: r.n2 };
+    });
   }
 
-  async set(key: string, value: string, options?: SetOptions): Promise<number> {
-    checkKey(key);
-    checkValue(value, this.#maxValueBytes);
-    const r = await this.#call(key, msg(T.SET, { k: key, v: value, f: F.DIRECT, n2: options?.ttl ?? 0 }));
-    this.#c.sets++;
-    return r.n1;
+  set(key: string, value: string, options?: SetOptions): Promise<number> {
+    try {
+      checkKey(key);
+      if (value.length * 3 > this.#maxValueBytes) checkValue(value, this.#maxValueBytes);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return this.#call(key, msg(T.SET, { k: key, v: value, f: F.DIRECT, n2: options?.ttl ?? 0 }), (r) => {
+      this.#c.sets++;
+      return r.n1;
+    });
   }
 
-  async setIfVersion(key: string, value: string, expected: number, options?: SetOptions): Promise<CasResult> {
-    checkKey(key);
-    checkValue(value, this.#maxValueBytes);
-    const r = await this.#call(key, msg(T.SET, { k: key, v: value, f: F.CAS | F.DIRECT, n1: expected, n2: options?.ttl ?? 0 }));
-    if (r.t === T.R_CAS_FAIL) {
-      this.#c.conflicts++;
-      return { ok: false, version: r.n1 };
+  setIfVersion(key: string, value: string, expected: number, options?: SetOptions): Promise<CasResult> {
+    try {
+      checkKey(key);
+      if (value.length * 3 > this.#maxValueBytes) checkValue(value, this.#maxValueBytes);
+    } catch (err) {
+      return Promise.reject(err as Error);
     }
-    this.#c.sets++;
-    return { ok: true, version: r.n1 };
+    return this.#call(key, msg(T.SET, { k: key, v: value, f: F.CAS | F.DIRECT, n1: expected, n2: options?.ttl ?? 0 }), (r): CasResult => {
+      if (r.t === T.R_CAS_FAIL) {
+        this.#c.conflicts++;
+        return { ok: false, version: r.n1 };
+      }
+      this.#c.sets++;
+      return { ok: true, version: r.n1 };
+    });
   }
 
   async destroy(key: string): Promise<void> {
     checkKey(key);
-    await this.#call(key, msg(T.DEL, { k: key, f: F.DIRECT }));
+    await this.#call(key, msg(T.DEL, { k: key, f: F.DIRECT }), () => undefined);
     this.#c.destroys++;
   }
 
   async touch(key: string, options?: SetOptions): Promise<boolean> {
     checkKey(key);
-    const r = await this.#call(key, msg(T.TOUCH, { k: key, n2: options?.ttl ?? 0 }));
-    return r.f === 1;
+    return this.#call(key, msg(T.TOUCH, { k: key, n2: options?.ttl ?? 0 }), (r) => r.f === 1);
   }
 
   /** Runs a request on every live node. */
