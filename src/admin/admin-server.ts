@@ -60,6 +60,8 @@ export interface AdminServerOptions {
   readonly processMetrics?: boolean;
   /** Metrics of other roles (e.g. sessions), read at each scrape. */
   readonly extraMetrics?: () => readonly ExtraSample[];
+  /** Fields other roles add to `/api/v1/status` (e.g. `{ sessions }`), read at each request. */
+  readonly extraStatus?: () => Readonly<Record<string, unknown>>;
   /** Default `/stats` refresh in seconds (default 5). */
   readonly statsRefresh?: number;
 }
@@ -252,7 +254,7 @@ export async function startAdmin(opts: AdminServerOptions): Promise<AdminServer>
         send(res, 200, metrics.contentType, await metrics.scrape());
         return true;
       case '/api/v1/status':
-        sendJson(res, 200, await node.status());
+        sendJson(res, 200, { ...(await node.status()), ...opts.extraStatus?.() });
         return true;
       case '/api/v1/config':
         sendJson(res, 200, maskSecrets(node.config()));

@@ -38,6 +38,8 @@ export interface AttachAdminOptions {
   readonly events?: AdminEventSource;
   /** Metrics of other roles (sessions), read at each scrape. */
   readonly extraMetrics?: AdminServerOptions['extraMetrics'];
+  /** Fields of other roles in `/api/v1/status` (sessions), read at each request. */
+  readonly extraStatus?: AdminServerOptions['extraStatus'];
 }
 
 /**
@@ -67,5 +69,6 @@ export async function attachAdmin(opts: AttachAdminOptions): Promise<AdminServer
     ...(opts.latency !== undefined ? { latency: opts.latency } : {}),
     ...(opts.logs !== undefined ? { logs: opts.logs } : {}),
     ...(opts.extraMetrics !== undefined ? { extraMetrics: opts.extraMetrics } : {}),
+    ...(opts.extraStatus !== undefined ? { extraStatus: opts.extraStatus } : {}),
   });
 }

@@ -128,6 +128,8 @@ export interface StatusResponse {
   readonly cluster: { readonly members: readonly ClusterMember[]; readonly primary: string | null };
   readonly frontends: readonly FrontendStatus[];
   readonly backends: readonly BackendStatus[];
+  /** The sessions role's figures, when this node runs it (`sessionStatus()` in `src/sessions/metrics.ts`). */
+  readonly sessions?: Readonly<Record<string, unknown>>;
 }
 
 /** `POST …/state` and `PUT …/weight` answer with what changed. */

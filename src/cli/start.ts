@@ -18,7 +18,7 @@ import { supervisorAdminNode } from '../admin/supervisor-node.js';
 import type { SupervisorAdminNode } from '../admin/supervisor-node.js';
 import { HealthBus, HealthMonitor } from '../health/index.js';
 import type { SessionsRole } from '../sessions/index.js';
-import { sessionMetricSamples } from '../sessions/metrics.js';
+import { sessionMetricSamples, sessionStatus } from '../sessions/metrics.js';
 import type { ExtraSample } from '../admin/metrics.js';
 import type { HealthSink } from '../health/index.js';
 import { ADMIN_STATE_ENV, Supervisor, workerCount } from '../workers/supervisor.js';
@@ -118,6 +118,7 @@ async function runNode(file: string, config: CorralConfig, drainMs: number): Pro
         log,
         configFile: file,
         extraMetrics: () => sessionSamples(sessionsRole),
+        extraStatus: () => (sessionsRole === null ? {} : { sessions: sessionStatus(sessionsRole.stats()) }),
         ...(latency !== undefined ? { latency } : {}),
         ...(ring !== undefined ? { logs: ring } : {}),
       });
@@ -146,7 +147,7 @@ async function runNode(file: string, config: CorralConfig, drainMs: number): Pro
   });
 }
 
-/** The sessions role of this process, once started (its figures go to the admin's /metrics). */
+/** The sessions role of this process, once started (its figures go to the admin's /metrics and /api/v1/status). */
 let sessionsRole: SessionsRole | null = null;
 
 function sessionSamples(role: SessionsRole | null): readonly ExtraSample[] {
@@ -286,6 +287,7 @@ async function runSupervisor(file: string, config: CorralConfig, drainMs: number
         stateFile: stateFileFor(file),
         latency: adminNode.latency,
         extraMetrics: () => sessionSamples(sessionsRole),
+        extraStatus: () => (sessionsRole === null ? {} : { sessions: sessionStatus(sessionsRole.stats()) }),
         ...(ring !== undefined ? { logs: ring } : {}),
       });
     } catch (err) {

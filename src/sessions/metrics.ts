@@ -13,7 +13,20 @@ export interface MetricSample {
   readonly value: number;
 }
 
-type PeerExtras = { tombstones?: number; ready?: boolean; security?: { authFailures: number; protocolErrors: number } };
+type PeerExtras = { tombstones?: number; ready?: boolean; node?: string; security?: { authFailures: number; protocolErrors: number } };
+
+/** The role's figures as the admin's `/api/v1/status` shows them (`sessions`): the snapshot less wire counters. */
+export type SessionStatus = SessionStats & PeerExtras;
+
+/**
+ * The `sessions` object of `/api/v1/status`: counts, bytes, hits/misses,
+ * replication and hand-off progress, members and security counters, from
+ * one `stats()` snapshot (wire counters, a benchmarking aid, left out).
+ */
+export function sessionStatus(stats: SessionStats & PeerExtras & { wire?: unknown }): SessionStatus {
+  const { wire: _wire, ...rest } = stats;
+  return rest;
+}
 
 /** Every metric of the role, from one snapshot. Values below zero (unknown) are left out. */
 export function sessionMetricSamples(stats: SessionStats & PeerExtras): MetricSample[] {
