@@ -11,6 +11,8 @@
  * properties this request changed are applied on top of what is stored
  * now; if both requests changed the same property, the save fails with
  * CORRAL_ERR_SESSION_CONFLICT. A save that changed nothing never conflicts.
+ * (@fastify/session rebuilds the cookie object on every request, so the mark
+ * is lost there and its saves are plain last-writer-wins `set`s.)
  *
  * @example
  *   app.use(session({
