@@ -246,6 +246,8 @@ export function configSchema(baseDir: string) {
     ttl: duration.default(ms('30m')),
     encrypt: bool.default(false),
     maxValueBytes: leaf(readInt(1)).default(1024 * 1024),
+    maxEntries: leaf(readInt(1)).optional(),
+    maxBytes: leaf(readInt(1)).optional(),
   });
 
   const cluster = z.strictObject({

@@ -162,6 +162,10 @@ export interface SessionsConfig {
   readonly ttl: Duration; // default 30m
   readonly encrypt: boolean; // default false
   readonly maxValueBytes: number; // default 1 MiB
+  /** memory and peer: LRU bound on the live sessions held (a peer node: its own copies); unbounded when absent. */
+  readonly maxEntries?: number;
+  /** memory and peer: LRU bound on the bytes of keys and values of the live sessions held; unbounded when absent. */
+  readonly maxBytes?: number;
 }
 
 export interface ClusterConfig {

@@ -46,6 +46,10 @@ export interface PeerNodeOptions {
   /** Default TTL (ms) when a write gives none. */
   readonly ttl?: number;
   readonly maxValueBytes?: number;
+  /** LRU bound on the live sessions this node holds (`sessions.maxEntries`; default unbounded). */
+  readonly maxEntries?: number;
+  /** LRU bound on the bytes of keys and values of the live sessions this node holds (`sessions.maxBytes`; default unbounded). */
+  readonly maxBytes?: number;
   readonly heartbeatInterval?: number;
   readonly heartbeatTimeout?: number;
   /** Bound on one request to another node (default 2 s). */
@@ -111,8 +115,15 @@ export class PeerNode {
   readonly #timeout: number;
   readonly #server: Server;
   readonly #inbound = new Set<SecureConnection>();
+  /** Every record held; with a memory bound, in recency order (the first is the least recently used). */
   readonly #table = new Map<string, Rec>();
   #bytes = 0;
+  /** Live records (not tombstones, expired or not) and their bytes: what the memory bounds count. */
+  #live = 0;
+  #liveBytes = 0;
+  readonly #maxEntries: number;
+  readonly #maxBytes: number;
+  readonly #bounded: boolean;
   #self = '';
   #ring: HashRing = new HashRing([]);
   #links: PeerLinks | undefined;
@@ -155,6 +166,9 @@ export class PeerNode {
     this.#ttl = options.ttl ?? 30 * 60_000;
     this.#maxValueBytes = options.maxValueBytes ?? 1024 * 1024;
     this.#timeout = options.requestTimeout ?? 2000;
+    this.#maxEntries = options.maxEntries ?? Infinity;
+    this.#maxBytes = options.maxBytes ?? Infinity;
+    this.#bounded = Number.isFinite(this.#maxEntries) || Number.isFinite(this.#maxBytes);
     this.#server = createServer((s) => this.#accept(s));
   }
 
@@ -390,6 +404,7 @@ export class PeerNode {
       conn.reply(m, msg(T.R_GET));
     } else {
       this.#c.hits++;
+      if (this.#bounded) this.#used(m.k, r);
       conn.reply(m, msg(T.R_GET, { f: F.FOUND, v: r.v, n1: r.n, n2: r.e }));
     }
     return true;
@@ -445,6 +460,7 @@ export class PeerNode {
       return;
     }
     this.#c.hits++;
+    if (this.#bounded) this.#used(m.k, r);
     conn.reply(m, msg(T.R_GET, { f: F.FOUND, v: r.v, n1: r.n, n2: r.e }));
   }
 
@@ -527,6 +543,7 @@ export class PeerNode {
       return;
     }
     cur.e = now + (m.n2 > 0 ? m.n2 : this.#ttl);
+    if (this.#bounded) this.#used(m.k, cur);
     const newer = await this.#replicate(m.k, { ...cur }, owners);
     if (newer !== undefined) this.#merge(m.k, newer);
     conn.reply(m, msg(T.R_OK, { f: 1 }));
@@ -761,9 +778,60 @@ export class PeerNode {
 
   #store(key: string, rec: Rec): void {
     const old = this.#table.get(key);
-    if (old !== undefined) this.#bytes -= recBytes(key, old);
+    if (old !== undefined) {
+      this.#count(key, old, -1);
+      // Map.set keeps an existing key's place: move it to the most recent end
+      if (this.#bounded) this.#table.delete(key);
+    }
     this.#table.set(key, rec);
-    this.#bytes += recBytes(key, rec);
+    this.#count(key, rec, 1);
+    if (this.#bounded && (this.#live > this.#maxEntries || this.#liveBytes > this.#maxBytes)) this.#evict(key);
+  }
+
+  #count(key: string, rec: Rec, sign: 1 | -1): void {
+    const b = recBytes(key, rec);
+    this.#bytes += sign * b;
+    if (rec.v !== null) {
+      this.#live += sign;
+      this.#liveBytes += sign * b;
+    }
+  }
+
+  #drop(key: string, rec: Rec): void {
+    this.#table.delete(key);
+    this.#count(key, rec, -1);
+  }
+
+  /** A record was read or touched: it becomes the most recently used. */
+  #used(key: string, rec: Rec): void {
+    this.#table.delete(key);
+    this.#table.set(key, rec);
+  }
+
+  /**
+   * Over a memory bound: drops the least recently used live sessions (never
+   * `keep`, the one just stored) until within it. Tombstones are never
+   * evicted: one that went early would let an older copy of its session (a
+   * stale replica, a node coming back) win again; they hold no value and
+   * leave when they expire. They are moved to the recent end instead, so
+   * the next scan does not walk them again.
+   */
+  #evict(keep: string): void {
+    const now = Date.now();
+    let budget = this.#table.size;
+    for (const [k, r] of this.#table) {
+      if ((this.#live <= this.#maxEntries && this.#liveBytes <= this.#maxBytes) || budget-- <= 0) break;
+      if (k === keep) continue;
+      if (r.e <= now) {
+        this.#drop(k, r);
+        if (r.v !== null) this.#c.expired++;
+      } else if (r.v === null) {
+        this.#used(k, r);
+      } else {
+        this.#drop(k, r);
+        this.#c.evictions++;
+      }
+    }
   }
 
   /** Applies a record if it wins; returns the held record when that one is newer. */
@@ -771,10 +839,7 @@ export class PeerNode {
     const cur = this.#table.get(key);
     if (cur === undefined || newerThan(inc, cur)) {
       if (inc.e > Date.now()) this.#store(key, inc);
-      else if (cur !== undefined) {
-        this.#table.delete(key);
-        this.#bytes -= recBytes(key, cur);
-      }
+      else if (cur !== undefined) this.#drop(key, cur);
       return undefined;
     }
     if (inc.n === cur.n && inc.o === cur.o) {
@@ -911,10 +976,7 @@ export class PeerNode {
         if (results.every(Boolean)) {
           for (const k of drop) {
             const r = this.#table.get(k);
-            if (r !== undefined && !this.#owners(k).includes(this.#self)) {
-              this.#table.delete(k);
-              this.#bytes -= recBytes(k, r);
-            }
+            if (r !== undefined && !this.#owners(k).includes(this.#self)) this.#drop(k, r);
           }
         }
         const ms = Date.now() - t0;
@@ -955,8 +1017,7 @@ export class PeerNode {
     const now = Date.now();
     for (const [k, r] of this.#table) {
       if (r.e <= now) {
-        this.#table.delete(k);
-        this.#bytes -= recBytes(k, r);
+        this.#drop(k, r);
         if (r.v !== null) this.#c.expired++;
       }
     }

@@ -29,7 +29,7 @@ export async function startSessions(config: CorralConfig, options: SessionsRoleO
   if (s === undefined) return undefined;
   const key = config.cluster?.key;
   if (s.store === 'memory') {
-    const store = new MemoryStore({ ttl: s.ttl, maxValueBytes: s.maxValueBytes });
+    const store = new MemoryStore({ ttl: s.ttl, maxValueBytes: s.maxValueBytes, maxEntries: s.maxEntries, maxBytes: s.maxBytes });
     return { store, node: undefined, stats: () => store.stats(), close: () => store.close() };
   }
   if (s.store === 'redis') {
@@ -40,7 +40,7 @@ export async function startSessions(config: CorralConfig, options: SessionsRoleO
   if (key === undefined) throw new Error('sessions.store peer needs cluster.key (peers authenticate and encrypt with it)');
   if (s.listen === undefined) throw new Error('sessions.store peer needs sessions.listen');
   const peers = s.peers.map(formatAddress);
-  const node = new PeerNode({ listen: s.listen, key, replicas: s.replicas, ttl: s.ttl, maxValueBytes: s.maxValueBytes, log: options.log });
+  const node = new PeerNode({ listen: s.listen, key, replicas: s.replicas, ttl: s.ttl, maxValueBytes: s.maxValueBytes, maxEntries: s.maxEntries, maxBytes: s.maxBytes, log: options.log });
   await node.listen();
   await node.start(peers);
   const store = new PeerClient({ peers, key, replicas: s.replicas, maxValueBytes: s.maxValueBytes, name: `${config.node.name}:local` });
