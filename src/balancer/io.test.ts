@@ -173,3 +173,62 @@ describe('shared read buffer: bytes kept past a read are intact', () => {
 function i32(c: number): number {
   return (c * 31) % 100;
 }
+
+describe('shared read buffer: tcp mode', () => {
+  let farm: Farm;
+  let echo: { port: number; close(): Promise<void> };
+  before(async () => {
+    // An echo server that writes back what it reads, in pieces on later turns.
+    echo = await startRawServer((s) => {
+      let chain = Promise.resolve();
+      let seen = 0;
+      s.on('data', (d: Buffer) => {
+        const copy = Buffer.from(d);
+        const cut = copy.length >> 1;
+        // A slow reader too: every 256 KiB it stops reading for a few turns, so the proxy's writes back up.
+        seen += d.length;
+        if (seen > 256 * 1024) {
+          seen = 0;
+          s.pause();
+          setTimeout(() => s.resume(), 15);
+        }
+        // In order, each read's second half on a later turn.
+        chain = chain
+          .then(() => {
+            s.write(copy.subarray(0, cut));
+            return new Promise<void>((resolve) => setImmediate(resolve));
+          })
+          .then(() => {
+            s.write(copy.subarray(cut));
+          });
+      });
+      s.on('end', () => s.end());
+    });
+    farm = await startNode(`
+frontends:
+  - name: l4
+    listen: 127.0.0.1:0
+    mode: tcp
+    backend: echo
+backends:
+  - name: echo
+    servers:
+      - { name: e1, address: 127.0.0.1:${echo.port} }
+`);
+  });
+  after(async () => {
+    await farm.close();
+    await echo.close();
+  });
+
+  it('4 clients at once each get back exactly their own 8 MiB, sent in random pieces and read with pauses', async () => {
+    // More than loopback's socket buffers hold, so that writes in both directions back up.
+    const runs = Array.from({ length: 4 }, async (_, i) => {
+      const data = randomBytes(8 * 1024 * 1024 + i * 1000);
+      const got = await exchange(farm.port, data, 200_000, (r) => r.length >= data.length, true);
+      assert.equal(got.length, data.length, `client ${i}: length`);
+      assert.ok(got.equals(data), `client ${i}: bytes differ`);
+    });
+    await Promise.all(runs);
+  });
+});

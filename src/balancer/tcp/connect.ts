@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { ServerConfig } from '../../config/index.js';
+import { onreadOption } from '../io.js';
 
 export type ConnectOutcome =
   | { readonly ok: true; readonly socket: net.Socket }
@@ -54,9 +55,16 @@ function contextFor(server: ServerTarget): Context {
  * Connects to `server` within `timeoutMs` (TCP connect plus, with `tls`, the
  * handshake and certificate check) and calls `done` exactly once, never
  * synchronously and never after `abort()`. On success the socket has no
- * listeners of ours left, no timeout, `noDelay` and `allowHalfOpen` set.
+ * listeners of ours left but the reader `onBytes` (given the bytes of each
+ * read; on plain sockets a view of the shared read buffer, see io.ts), no
+ * timeout, `noDelay` and `allowHalfOpen` set.
  */
-export function connectServer(server: ServerTarget, timeoutMs: number, done: (outcome: ConnectOutcome) => void): PendingConnect {
+export function connectServer(
+  server: ServerTarget,
+  timeoutMs: number,
+  done: (outcome: ConnectOutcome) => void,
+  onBytes?: (bytes: Buffer, ephemeral: boolean) => void,
+): PendingConnect {
   const { host, port } = server.address;
   let socket: net.Socket;
   if (server.tls) {
@@ -82,8 +90,15 @@ export function connectServer(server: ServerTarget, timeoutMs: number, done: (ou
     };
     socket = tls.connect(options);
     socket.setNoDelay(true);
+    if (onBytes !== undefined) socket.on('data', (chunk: Buffer) => onBytes(chunk, false));
   } else {
-    socket = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
+    socket = net.connect({
+      host,
+      port,
+      allowHalfOpen: true,
+      noDelay: true,
+      ...(onBytes !== undefined ? { onread: onreadOption((bytes) => onBytes(bytes, true)) } : {}),
+    });
   }
   const ready = server.tls ? 'secureConnect' : 'connect';
   let settled = false;

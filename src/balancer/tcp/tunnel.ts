@@ -35,6 +35,7 @@ import type { RuntimeBackend, Waiter } from '../backend.js';
 import { displayIp } from '../forwarded.js';
 import { encodeProxyHeader, ProxyHeaderReader, proxyAddresses } from '../proxy-protocol.js';
 import type { RuntimeServer } from '../server.js';
+import { clock, readInto, writeCopy } from '../io.js';
 import { connectServer } from './connect.js';
 import type { PendingConnect } from './connect.js';
 import type { TcpFrontend } from './tcp-frontend.js';
@@ -148,12 +149,12 @@ export class Tunnel {
     this.destIp = client.localAddress ?? '';
     this.destPort = client.localPort ?? 0;
     this.phase = frontend.config.acceptProxy ? Phase.Header : Phase.Dispatch;
-    client.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    if (!readInto(client, (bytes) => this.onClientData(bytes, true))) client.on('data', (chunk: Buffer) => this.onClientData(chunk, false));
     client.on('end', () => this.onClientEnd());
     client.on('error', (err: Error) => this.onClientError(err));
     client.on('close', () => this.onClientClose());
-    client.on('timeout', () => this.onClientTimeout());
     client.on('drain', () => {
+      this.lastActive = clock.now;
       if (this.phase === Phase.Open && this.upstream !== null) this.upstream.resume();
     });
   }
@@ -162,10 +163,10 @@ export class Tunnel {
   start(): void {
     if (this.phase === Phase.Header) {
       this.reader = new ProxyHeaderReader();
-      this.client.setTimeout(this.frontend.config.timeouts.headers);
+      this.setTimer(this.frontend.config.timeouts.headers);
       return;
     }
-    this.client.setTimeout(this.frontend.config.timeouts.idle);
+    this.setTimer(this.frontend.config.timeouts.idle);
     this.dispatch();
   }
 
@@ -180,22 +181,38 @@ export class Tunnel {
 
   // ---- client side ----------------------------------------------------------------
 
-  private onClientData(chunk: Buffer): void {
+  /** Inactivity limit in force (ms; 0: none) and the last activity either way (coarse clock), for the frontend's sweep. */
+  timeoutMs = 0;
+  lastActive = 0;
+
+  private setTimer(ms: number): void {
+    this.timeoutMs = ms;
+    this.lastActive = clock.now;
+  }
+
+  /** `ephemeral`: `chunk` is a view of the shared read buffer (io.ts); what is kept is copied. */
+  private onClientData(chunk: Buffer, ephemeral: boolean): void {
+    this.lastActive = clock.now;
     switch (this.phase) {
       case Phase.Header:
-        this.onHeaderBytes(chunk);
+        this.onHeaderBytes(ephemeral ? Buffer.from(chunk) : chunk);
         return;
       case Phase.Dispatch:
         this.bytesIn += chunk.length;
-        this.hold(chunk);
+        this.hold(ephemeral ? Buffer.from(chunk) : chunk);
         return;
       case Phase.Open: {
         this.bytesIn += chunk.length;
         const up = this.upstream as Socket;
         if (up.destroyed || this.upstreamClosing) return;
         (this.server as RuntimeServer).counters.bytesIn += chunk.length;
-        if (this.replay !== null) this.keepForReplay(chunk);
-        if (!up.write(chunk)) this.client.pause();
+        let flowing: boolean;
+        if (this.replay !== null) {
+          const kept = ephemeral ? Buffer.from(chunk) : chunk;
+          this.keepForReplay(kept);
+          flowing = up.write(kept);
+        } else flowing = ephemeral ? writeCopy(up, chunk) : up.write(chunk);
+        if (!flowing) this.client.pause();
         return;
       }
       case Phase.Done:
@@ -239,7 +256,7 @@ export class Tunnel {
       this.proxied = true;
     }
     this.phase = Phase.Dispatch;
-    this.client.setTimeout(this.frontend.config.timeouts.idle);
+    this.setTimer(this.frontend.config.timeouts.idle);
     if (r.rest !== null) {
       this.bytesIn += r.rest.length;
       this.hold(r.rest);
@@ -303,7 +320,8 @@ export class Tunnel {
     this.finish();
   }
 
-  private onClientTimeout(): void {
+  /** Called by the frontend's sweep after `timeoutMs` without a byte either way. */
+  onTimeout(): void {
     if (this.phase === Phase.Header) {
       this.rejectHeader(`no complete PROXY header within ${this.frontend.config.timeouts.headers} ms`);
       return;
@@ -381,12 +399,17 @@ export class Tunnel {
     server.counters.total++;
     if (this.attempts > 1) server.counters.retries++;
     const t = performance.now();
+    let connected: Socket | null = null;
+    const onBytes = (bytes: Buffer, ephemeral: boolean): void => {
+      if (connected !== null) this.onServerData(connected, server, bytes, ephemeral);
+    };
     this.connecting = connectServer(server.config, this.backend.config.timeouts.connect, (outcome) => {
       this.connecting = null;
       this.tConnect = performance.now() - t;
       if (outcome.ok) {
         server.counters.connects++;
         this.backend.observe?.(server, 'ok');
+        connected = outcome.socket;
         this.onConnected(outcome.socket);
         return;
       }
@@ -399,7 +422,7 @@ export class Tunnel {
         timedOut ? 'CORRAL_ERR_CONNECT_TIMEOUT' : 'CORRAL_ERR_CONNECT_FAILED',
         `${server.name}: ${outcome.reason}`,
       );
-    });
+    }, onBytes);
   }
 
   /** After a failure before the server's first byte: another server if retries remain, else give up. */
@@ -427,11 +450,11 @@ export class Tunnel {
     this.serverBytes = 0;
     this.serverEnded = false;
     this.phase = Phase.Open;
-    socket.on('data', (chunk: Buffer) => this.onServerData(socket, server, chunk));
     socket.on('end', () => this.onServerEnd(socket));
     socket.on('error', (err: Error) => this.onServerError(socket, server, err));
     socket.on('close', () => this.onServerClose(socket, server));
     socket.on('drain', () => {
+      this.lastActive = clock.now;
       if (this.upstream === socket && this.phase === Phase.Open) this.client.resume();
     });
 
@@ -462,8 +485,9 @@ export class Tunnel {
 
   // ---- server side -----------------------------------------------------------------
 
-  private onServerData(socket: Socket, server: RuntimeServer, chunk: Buffer): void {
+  private onServerData(socket: Socket, server: RuntimeServer, chunk: Buffer, ephemeral: boolean): void {
     if (socket !== this.upstream) return;
+    this.lastActive = clock.now;
     this.serverBytes += chunk.length;
     this.bytesOut += chunk.length;
     server.counters.bytesOut += chunk.length;
@@ -473,7 +497,7 @@ export class Tunnel {
       this.replayBytes = 0;
     }
     if (this.client.destroyed || this.clientClosing) return;
-    if (!this.client.write(chunk)) socket.pause();
+    if (!(ephemeral ? writeCopy(this.client, chunk) : this.client.write(chunk))) socket.pause();
   }
 
   private onServerEnd(socket: Socket): void {
