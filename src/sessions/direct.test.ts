@@ -132,4 +132,27 @@ describe('peer store: writes answered by the replica', () => {
       await cluster.close();
     }
   });
+
+  it('two clients with the same name each get their own answers', async () => {
+    const cluster = await startCluster(3);
+    const a = cluster.client({ name: 'web' });
+    const b = cluster.client({ name: 'web' });
+    try {
+      await converged(a, cluster.ids);
+      await converged(b, cluster.ids);
+      const keys = Array.from({ length: 400 }, (_, i) => `same-${i}`);
+      const results = await Promise.all(
+        keys.flatMap((k, i) => [
+          a.set(`${k}-a`, `a-${i}`).then((v) => ['a', v]),
+          b.setIfVersion(`${k}-b`, `b-${i}`, 0).then((r) => ['b', r.ok ? r.version : -1]),
+          a.get(`${k}-b`).then(() => ['get', 1]),
+        ]),
+      );
+      assert.deepEqual(results.filter(([, v]) => v !== 1), []);
+      const got = await Promise.all(keys.map(async (k) => [(await b.get(`${k}-a`))?.value, (await a.get(`${k}-b`))?.value]));
+      assert.deepEqual(got, keys.map((_, i) => [`a-${i}`, `b-${i}`]));
+    } finally {
+      await cluster.close();
+    }
+  });
 });

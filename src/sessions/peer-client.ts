@@ -27,7 +27,7 @@ export interface PeerClientOptions {
   /** Bound on waiting for a first live peer (default 2 s). */
   readonly connectTimeout?: number;
   readonly maxValueBytes?: number;
-  /** A label for this client in the peers' logs. */
+  /** A label for this client in the peers' logs (a random suffix keeps each client's id unique). */
   readonly name?: string;
 }
 
@@ -55,7 +55,8 @@ export class PeerClient implements SessionStore {
     this.#maxValueBytes = options.maxValueBytes ?? 1024 * 1024;
     this.#links = new PeerLinks(ids, {
       key: options.key,
-      id: options.name ?? `client:${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
+      // Unique even when several clients share a name: a replica that answers a write directly finds the client by it.
+      id: `${options.name ?? `client:${hostname()}:${process.pid}`}:${randomBytes(8).toString('hex')}`,
       role: 'client',
       connectTimeout: Math.min(this.#timeout, 1000),
       maxFrameBytes: this.#maxValueBytes + 96 * 1024,

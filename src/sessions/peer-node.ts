@@ -763,7 +763,6 @@ export class PeerNode {
     for (const q of this.#directOut.values()) {
       const d = q.items[q.head];
       if (d !== undefined && now - d.t0 > this.#timeout) {
-        this.#repl.failures++;
         (this.#links as PeerLinks).fail(q.peer, new SessionError('CORRAL_ERR_SESSION_TIMEOUT', `${q.peer} did not acknowledge a write within ${this.#timeout} ms`));
       }
     }
