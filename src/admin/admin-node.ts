@@ -3,7 +3,7 @@
  * implementation over the real `CorralNode`. Admin depends on the node,
  * never the other way: the node knows nothing of this file.
  */
-import { formatAddress } from '../config/index.js';
+import { formatAddress } from '../config/address.js';
 import type { CorralConfig } from '../config/index.js';
 import type { RuntimeBackend } from '../balancer/backend.js';
 import type { RuntimeServer } from '../balancer/server.js';

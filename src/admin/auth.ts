@@ -8,7 +8,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AdminConfig } from '../config/index.js';
-import { isLoopbackHost } from '../config/index.js';
+import { isLoopbackHost } from '../config/address.js';
 import { AdminError } from './errors.js';
 
 /** Who made a request: the Basic user name, `token`, or `anonymous` (loopback without auth). */

@@ -21,7 +21,7 @@
  * (`src/workers/worker-admin.ts`); a worker started later gets `entries()`
  * when it is forked.
  */
-import { formatAddress } from '../config/index.js';
+import { formatAddress } from '../config/address.js';
 import type { BackendConfig, CorralConfig, ServerConfig } from '../config/index.js';
 import { checkStatusOf } from './admin-node.js';
 import type { AdminNode, Change, HealthReport } from './admin-node.js';

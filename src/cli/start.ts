@@ -2,9 +2,11 @@ import cluster from 'node:cluster';
 import { watch } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { formatAddress, formatProblem, loadConfigFile } from '../config/index.js';
+import { formatAddress } from '../config/address.js';
+import { formatProblem } from '../config/problem.js';
 import type { CorralConfig } from '../config/index.js';
 import { CorralError } from '../errors.js';
+import { loadConfigIsolated } from './load-config.js';
 import { createLogger } from '../log.js';
 import type { Logger } from '../log.js';
 import { CorralNode } from '../node.js';
@@ -27,7 +29,7 @@ import { parseOverrides, WorkerAdmin } from '../workers/worker-admin.js';
 
 /** Runs a node (or a supervisor and its workers) until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runStart(file: string, drainMs: number): Promise<number> {
-  const result = await loadConfigFile(file);
+  const result = await loadConfigIsolated(file);
   if (!result.ok) {
     for (const p of result.problems) process.stderr.write(`${formatProblem(p)}\n`);
     return 1;
@@ -323,7 +325,7 @@ async function runSupervisor(file: string, config: CorralConfig, drainMs: number
   const sup = supervisor;
   const stopWatching = watchConfig(file, log, (why) => {
     // Validate once here so an invalid file is reported once, not by every worker.
-    void loadConfigFile(file).then(async (r) => {
+    void loadConfigIsolated(file).then(async (r) => {
       if (!r.ok) {
         logProblems(log, r.problems, why);
         return;
@@ -361,14 +363,14 @@ async function runSupervisor(file: string, config: CorralConfig, drainMs: number
   });
 }
 
-function logProblems(log: Logger, problems: readonly import('../config/index.js').ConfigProblem[], why: string): void {
+function logProblems(log: Logger, problems: readonly import('../config/types.js').ConfigProblem[], why: string): void {
   for (const p of problems) log.error({ file: p.file, line: p.line, col: p.col, problem: p.message }, formatProblem(p));
   log.error({ reason: why, problems: problems.length }, 'reload rejected: configuration invalid, still serving the running generation');
 }
 
 /** Reloads from `file`; an invalid file is logged problem by problem and the running generation stays. */
 export async function reloadFromFile(file: string, node: CorralNode, log: Logger, why: string): Promise<boolean> {
-  const result = await loadConfigFile(file);
+  const result = await loadConfigIsolated(file);
   if (!result.ok) {
     logProblems(log, result.problems, why);
     return false;

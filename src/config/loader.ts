@@ -7,7 +7,10 @@ import { formatPath, SourcePositions, type ConfigPath } from './positions.js';
 import { checkRelations, type Finding } from './relations.js';
 import { configSchema } from './schema.js';
 import { didYouMean } from './suggest.js';
+import { formatProblem } from './problem.js';
 import type { ConfigProblem, LoadResult } from './types.js';
+
+export { formatProblem };
 import { describe } from './values.js';
 
 /**
@@ -105,16 +108,6 @@ export async function loadConfigFile(
     return failure([{ file: path, line: 1, col: 1, message: `cannot read config file: ${message}` }]);
   }
   return parseConfig(text, path, env);
-}
-
-/**
- * One problem as one line, `FILE:LINE:COL message`, as `corral check` prints it.
- *
- * @example
- * formatProblem({ file: 'corral.yaml', line: 3, col: 11, message: 'x' }); // 'corral.yaml:3:11 x'
- */
-export function formatProblem(problem: ConfigProblem): string {
-  return `${problem.file}:${problem.line}:${problem.col} ${problem.message}`;
 }
 
 const TYPE_NAMES: Readonly<Record<string, string>> = {

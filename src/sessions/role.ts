@@ -3,7 +3,8 @@
  * and write, and, for `peer`, the state-service node it runs. `src/node.ts`
  * wires it; admin reads `stats()`.
  */
-import { formatAddress, type CorralConfig } from '../config/index.js';
+import { formatAddress } from '../config/address.js';
+import type { CorralConfig } from '../config/index.js';
 import { MemoryStore } from './memory-store.js';
 import { PeerClient } from './peer-client.js';
 import { PeerNode } from './peer-node.js';
