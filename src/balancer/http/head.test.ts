@@ -137,3 +137,64 @@ describe('forwarded header lines', () => {
     );
   });
 });
+
+describe('request line scanning', () => {
+  // The grammar the hand-written scanner implements (RFC 9112 §3), as a reference.
+  const LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) HTTP\/(\d)\.(\d)$/;
+  it('accepts exactly the request lines the grammar accepts, with the same method, target and version', async () => {
+    const fc = (await import('fast-check')).default;
+    const chars = fc.constantFrom(...'GET /aZ%é?~\t\x01\x7fHTP10.9\r'.split(''));
+    const piece = fc.array(chars, { maxLength: 6 }).map((a) => a.join(''));
+    fc.assert(
+      fc.property(piece, piece, fc.constantFrom('HTTP/1.1', 'HTTP/1.0', 'HTTP/2.0', 'HTTP/1.2', 'HTTP/1.', 'HTTP/11.1', 'HTTP/a.1', 'http/1.1'), fc.boolean(), (a, b, version, spaced) => {
+        const line = spaced ? `${a} ${b} ${version}` : `${a}${b} ${version}`;
+        if (line.includes('\r')) return;
+        const m = LINE.exec(line);
+        const r = parseRequestHead(`${line}\r\nHost: h\r\n\r\n`);
+        if (m === null) {
+          assert.equal(r, 'CORRAL_ERR_BAD_REQUEST', JSON.stringify(line));
+          return;
+        }
+        if (m[3] !== '1' || (m[4] !== '0' && m[4] !== '1')) {
+          assert.equal(r, 'CORRAL_ERR_VERSION', JSON.stringify(line));
+          return;
+        }
+        if (typeof r === 'string') {
+          // A valid line whose target is not origin-form may still be refused (absolute-form rules).
+          assert.ok(!(m[2] as string).startsWith('/'), `${JSON.stringify(line)}: ${r}`);
+          return;
+        }
+        assert.equal(r.method, m[1]);
+        assert.equal(r.minor, m[4] === '1' ? 1 : 0);
+        if ((m[2] as string).startsWith('/')) assert.equal(r.target, m[2]);
+      }),
+      { numRuns: 5000 },
+    );
+  });
+});
+
+describe('status line scanning', () => {
+  const LINE = /^HTTP\/1\.([01]) (\d{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?$/;
+  it('accepts exactly the status lines the grammar accepts, with the same status and reason', async () => {
+    const fc = (await import('fast-check')).default;
+    const chars = fc.constantFrom(...'HTP/1.0 2049OK\té\x01\x7fx'.split(''));
+    fc.assert(
+      fc.property(fc.constantFrom('HTTP/1.1 ', 'HTTP/1.0 ', 'HTTP/1.2 ', 'HTTP/2 ', 'HTTP/1.1', ''), fc.array(chars, { maxLength: 9 }).map((a) => a.join('')), (prefix, rest) => {
+        const line = prefix + rest;
+        const m = LINE.exec(line);
+        const r = parseResponseHead(`${line}\r\nContent-Length: 0\r\n\r\n`);
+        const valid = m !== null && Number(m[2]) >= 100 && Number(m[2]) <= 599;
+        if (!valid) {
+          assert.equal(r, 'CORRAL_ERR_BAD_RESPONSE', JSON.stringify(line));
+          return;
+        }
+        assert.notEqual(typeof r, 'string', JSON.stringify(line));
+        const res = r as ResponseHead;
+        assert.equal(res.status, Number(m?.[2]));
+        assert.equal(res.reason, m?.[3] ?? '');
+        assert.equal(res.minor, m?.[1] === '1' ? 1 : 0);
+      }),
+      { numRuns: 5000 },
+    );
+  });
+});

@@ -22,8 +22,6 @@ const HOP_BY_HOP = new Set(['connection', 'proxy-connection', 'keep-alive', 'te'
 const TCHAR = new Uint8Array(128);
 for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TCHAR[c.charCodeAt(0)] = 1;
 // RFC 9112 §3: request-line = method SP request-target SP HTTP-version
-const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) HTTP\/(\d)\.(\d)$/;
-const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?$/;
 const CONTENT_LENGTH = /^\d{1,15}$/;
 // RFC 9112 §3.2 / RFC 3986 §3.2.2: uri-host [ ":" port ]
 const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::\d{0,5})?$/;
@@ -243,31 +241,36 @@ class Fields {
     let connection = '';
     const end = head.length - 2; // the final empty line's CRLF
     let pos = this.fieldsStart;
+    // One pass per line; the head ends with CRLF CRLF, so every loop meets a CR before the end.
     while (pos < end) {
-      const eol = head.indexOf('\r\n', pos);
-      if (eol === -1 || eol > end) return badCode;
       // field-name: one or more tchar, then ':' with no whitespace before it
       // (RFC 9112 §5.1). A line starting with SP or HTAB is obs-fold (§5.2): rejected.
       let i = pos;
       let c = 0;
-      while (i < eol) {
+      for (;;) {
         c = head.charCodeAt(i);
         if (c === 58 /* : */ || c > 127 || TCHAR[c] === 0) break;
         i++;
       }
       if (i === pos || c !== 58) return badCode;
       const nameEnd = i++;
-      // field-value without surrounding SP/HTAB; no CTL other than HTAB (RFC 9110 §5.5).
-      while (i < eol && ((c = head.charCodeAt(i)) === 32 || c === 9)) i++;
-      let vEnd = eol;
-      while (vEnd > i && ((c = head.charCodeAt(vEnd - 1)) === 32 || c === 9)) vEnd--;
-      for (let k = i; k < vEnd; k++) {
-        c = head.charCodeAt(k);
+      // field-value without surrounding SP/HTAB; no CTL other than HTAB (RFC 9110 §5.5);
+      // the line ends with CRLF (a bare CR or LF is rejected).
+      while ((c = head.charCodeAt(i)) === 32 || c === 9) i++;
+      const vStart = i;
+      let vEnd = i;
+      for (;;) {
+        c = head.charCodeAt(i);
+        if (c === 13) break;
         if ((c < 32 && c !== 9) || c === 127) return badCode;
+        i++;
+        if (c !== 32 && c !== 9) vEnd = i;
       }
+      if (head.charCodeAt(i + 1) !== 10 || i >= end) return badCode;
+      const eol = i;
       const name = classify(head, pos, nameEnd - pos);
       if (name !== Name.Other) {
-        const value = head.slice(i, vEnd);
+        const value = head.slice(vStart, vEnd);
         const special = SPECIAL_OF[name] as Special | -1;
         if (special !== -1) this.special.push({ kind: special, start: pos, next: eol + 2, value });
         switch (name) {
@@ -405,16 +408,33 @@ export function forwardedLines(head: RequestHead | ResponseHead, dropForwarding:
  * invalid Host (§3.2).
  */
 export function parseRequestHead(head: string): ParseResult<RequestHead> {
-  const eol = head.indexOf('\r\n');
-  const rl = REQUEST_LINE.exec(head.slice(0, eol));
-  if (rl === null) return 'CORRAL_ERR_BAD_REQUEST';
-  if (rl[3] !== '1') return 'CORRAL_ERR_VERSION';
-  const minorDigit = rl[4];
-  if (minorDigit !== '0' && minorDigit !== '1') return 'CORRAL_ERR_VERSION';
-  const r = new Request(head, eol + 2);
-  r.minor = minorDigit === '1' ? 1 : 0;
-  r.method = rl[1] as string;
-  let target = rl[2] as string;
+  // RFC 9112 §3: request-line = method SP request-target SP HTTP-version
+  let i = 0;
+  let c = 0;
+  for (;;) {
+    c = head.charCodeAt(i);
+    if (c > 127 || TCHAR[c] === 0) break;
+    i++;
+  }
+  if (i === 0 || c !== 32) return 'CORRAL_ERR_BAD_REQUEST';
+  const method = head.slice(0, i);
+  const tStart = ++i;
+  // request-target: no CTL, SP or DEL
+  while ((c = head.charCodeAt(i)) > 32 && c !== 127) i++;
+  if (i === tStart || c !== 32) return 'CORRAL_ERR_BAD_REQUEST';
+  let target = head.slice(tStart, i);
+  // HTTP-version = "HTTP/" DIGIT "." DIGIT, then CRLF
+  const v = i + 1;
+  if (!head.startsWith('HTTP/', v) || head.charCodeAt(v + 6) !== 46 /* . */ || head.charCodeAt(v + 8) !== 13 || head.charCodeAt(v + 9) !== 10) {
+    return 'CORRAL_ERR_BAD_REQUEST';
+  }
+  const major = head.charCodeAt(v + 5) - 48;
+  const minorDigit = head.charCodeAt(v + 7) - 48;
+  if (major < 0 || major > 9 || minorDigit < 0 || minorDigit > 9) return 'CORRAL_ERR_BAD_REQUEST';
+  if (major !== 1 || minorDigit > 1) return 'CORRAL_ERR_VERSION';
+  const r = new Request(head, v + 10);
+  r.minor = minorDigit === 1 ? 1 : 0;
+  r.method = method;
 
   const error = r.scan('CORRAL_ERR_BAD_REQUEST');
   if (error !== undefined) return error;
@@ -479,18 +499,37 @@ export function hostnameOf(host: string): string {
 
 /** Parses a response head (latin1, up to and including CRLF CRLF). Errors map to 502. */
 export function parseResponseHead(head: string): ParseResult<ResponseHead> {
-  const eol = head.indexOf('\r\n');
-  const sl = STATUS_LINE.exec(head.slice(0, eol));
-  if (sl === null) return 'CORRAL_ERR_BAD_RESPONSE';
-  const r = new Response(head, eol + 2);
-  r.minor = sl[1] === '1' ? 1 : 0;
-  r.status = Number(sl[2]);
-  if (r.status < 100 || r.status > 599) return 'CORRAL_ERR_BAD_RESPONSE';
+  // status-line = HTTP-version SP 3DIGIT SP [ reason-phrase ] (RFC 9112 §4; a missing SP before an empty reason is tolerated)
+  if (!head.startsWith('HTTP/1.', 0)) return 'CORRAL_ERR_BAD_RESPONSE';
+  const minor = head.charCodeAt(7) - 48;
+  if ((minor !== 0 && minor !== 1) || head.charCodeAt(8) !== 32) return 'CORRAL_ERR_BAD_RESPONSE';
+  let status = 0;
+  for (let k = 9; k < 12; k++) {
+    const d = head.charCodeAt(k) - 48;
+    if (d < 0 || d > 9) return 'CORRAL_ERR_BAD_RESPONSE';
+    status = status * 10 + d;
+  }
+  let i = 12;
+  let c = head.charCodeAt(i);
+  let reason = '';
+  if (c === 32) {
+    i++;
+    while ((c = head.charCodeAt(i)) !== 13) {
+      if ((c < 32 && c !== 9) || c === 127) return 'CORRAL_ERR_BAD_RESPONSE';
+      i++;
+    }
+    reason = head.slice(13, i);
+  }
+  if (c !== 13 || head.charCodeAt(i + 1) !== 10) return 'CORRAL_ERR_BAD_RESPONSE';
+  const r = new Response(head, i + 2);
+  r.minor = minor === 1 ? 1 : 0;
+  r.status = status;
+  if (status < 100 || status > 599) return 'CORRAL_ERR_BAD_RESPONSE';
   if (r.scan('CORRAL_ERR_BAD_RESPONSE') !== undefined) return 'CORRAL_ERR_BAD_RESPONSE';
   // RFC 9112 §6.3: both Transfer-Encoding and Content-Length may indicate response splitting.
   if (r.hasTransferEncoding && r.contentLength !== -1) return 'CORRAL_ERR_BAD_RESPONSE';
   r.close = r.minor === 1 ? r.connectionTokens.includes('close') : !r.connectionTokens.includes('keep-alive');
-  r.reason = sl[3] ?? '';
+  r.reason = reason;
   return r;
 }
 
