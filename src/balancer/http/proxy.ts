@@ -42,7 +42,20 @@ import { findHeadEnd, forwardedLines, MAX_HEAD_BYTES, parseRequestHead, parseRes
 const REPLAY_LIMIT = 64 * 1024;
 /** Shared empty list: most exchanges have no body to hold (never pushed to). */
 const NO_BUFFERS: Buffer[] = [];
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** Idempotent methods (RFC 9110 §9.2.2): a switch, because a Set lookup hashes each request's fresh method string. */
+function idempotent(method: string): boolean {
+  switch (method) {
+    case 'GET':
+    case 'HEAD':
+    case 'OPTIONS':
+    case 'TRACE':
+    case 'PUT':
+    case 'DELETE':
+      return true;
+    default:
+      return false;
+  }
+}
 const CRLF = '\r\n';
 /** Average request-body rate (bytes/s) a client must keep once `timeouts.client` has passed. */
 const MIN_BODY_RATE = 1024;
@@ -635,7 +648,7 @@ class Exchange implements UpstreamOwner {
     this.attempts++;
     server.counters.total++;
     if (this.attempts > 1) server.counters.retries++;
-    const safe = IDEMPOTENT.has(this.head.method) && this.sent !== null;
+    const safe = idempotent(this.head.method) && this.sent !== null;
     const idle = backend.takeIdle(server, !safe);
     if (idle !== null) {
       this.onConnect(idle);
@@ -691,7 +704,7 @@ class Exchange implements UpstreamOwner {
     this.server = null;
     backend.release(server);
     this.lastFailure = code;
-    const replayable = this.sent !== null && (connectPhase || IDEMPOTENT.has(this.head.method));
+    const replayable = this.sent !== null && (connectPhase || idempotent(this.head.method));
     if (!connectPhase && reused && replayable && !this.freeRetryUsed) {
       // A pooled connection the server had already closed: not the server's fault.
       this.freeRetryUsed = true;
