@@ -52,7 +52,7 @@ export function sessionMetricSamples(stats: SessionStats & PeerExtras): MetricSa
     add('corral_sessions_replication_inflight', 'gauge', 'Writes waiting for replica acknowledgements.', r.inflight);
     add('corral_sessions_replication_lag_seconds', 'gauge', 'Time from a write\'s apply to its last replica ack (moving average).', r.avgLagMs / 1000);
     add('corral_sessions_replicated_total', 'counter', 'Writes replicated.', r.replicated);
-    add('corral_sessions_replication_failures_total', 'counter', 'Replicas that failed to acknowledge (and were dropped from the live set).', r.failures);
+    add('corral_sessions_replication_failures_total', 'counter', 'Writes whose replica failed or did not acknowledge in time (the replica is dropped from the live set).', r.failures);
   }
   const h = stats.handoff;
   if (h !== undefined) {
