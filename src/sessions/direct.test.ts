@@ -155,4 +155,51 @@ describe('peer store: writes answered by the replica', () => {
       await cluster.close();
     }
   });
+
+  for (const victim of ['replica', 'coordinator'] as const) {
+    it(`compare-and-set increments from two clients stay exact while the ${victim} of the key goes away`, async (t) => {
+      const cluster = await startCluster(3);
+      const clients = [cluster.client({ timeout: 3000 }), cluster.client({ timeout: 3000 })];
+      try {
+        for (const c of clients) await converged(c, cluster.ids);
+        const [a, b] = cluster.ids as [string, string];
+        const key = keyOwnedBy(cluster.ids, a, b, 'counter');
+        const c0 = clients[0] as (typeof clients)[number];
+        assert.equal(await c0.set(key, '0'), 1);
+        const versions = new Set<number>();
+        let ok = 0;
+        let failed = 0;
+        let stop = false;
+        const worker = async (c: (typeof clients)[number]): Promise<void> => {
+          while (!stop) {
+            try {
+              const e = await c.get(key);
+              assert.ok(e !== undefined, 'the counter never disappears');
+              const r = await c.setIfVersion(key, String(Number(e.value) + 1), e.version);
+              if (r.ok) {
+                assert.equal(versions.has(r.version), false, `version ${r.version} acknowledged twice`);
+                versions.add(r.version);
+                ok++;
+              }
+            } catch (err) {
+              if (err instanceof assert.AssertionError) throw err;
+              failed++;
+            }
+          }
+        };
+        const running = clients.flatMap((c) => [worker(c), worker(c)]);
+        await new Promise((r) => setTimeout(r, 300));
+        await cluster.nodes[cluster.ids.indexOf(victim === 'replica' ? b : a)]?.close();
+        await new Promise((r) => setTimeout(r, 700));
+        stop = true;
+        await Promise.all(running);
+        const final = Number((await c0.get(key))?.value);
+        t.diagnostic(`${ok} increments acknowledged, ${failed} failed (outcome unknown), counter ${final}`);
+        assert.ok(ok > 0);
+        assert.ok(final >= ok && final <= ok + failed, `counter ${final} after ${ok} acknowledged and ${failed} failed increments`);
+      } finally {
+        await cluster.close();
+      }
+    });
+  }
 });
