@@ -24,6 +24,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { corralNodeFlags } from './lib/servers.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SECONDS = Number(process.env.SLOW_SECONDS ?? 30);
@@ -143,7 +144,7 @@ backends:
 `;
   const file = join(work, 'corral.yaml');
   writeFileSync(file, yaml);
-  const child = spawn(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), 'start', '-c', file], {
+  const child = spawn(process.execPath, [...corralNodeFlags(ROOT), join(ROOT, 'dist/src/cli/main.js'), 'start', '-c', file], {
     cwd: work,
     env: { ...process.env, CORRAL_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -173,6 +173,17 @@ backends:
 `;
 }
 
+/**
+ * The Node flags `corral` runs with: those of its `#!/usr/bin/env -S node …`
+ * line, so a benchmark that starts `node main.js` measures what the
+ * installed command runs.
+ */
+export function corralNodeFlags(root) {
+  const first = readFileSync(join(root, 'dist/src/cli/main.js'), 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\/usr\/bin\/env -S node (.*)$/.exec(first);
+  return m === null ? [] : m[1].trim().split(/\s+/);
+}
+
 /** Starts Corral (from `build`, a dist snapshot) on the proxy CPU with a cheap log level. Returns the launched process. */
 export function launchCorral({ build, dir, name, yaml, logDir }) {
   mkdirSync(dir, { recursive: true });
@@ -182,7 +193,7 @@ export function launchCorral({ build, dir, name, yaml, logDir }) {
   return launch(
     name,
     'taskset',
-    ['-c', PROXY_CPU, process.execPath, join(build, 'dist/src/cli/main.js'), 'start', '-c', file, '--drain-timeout', '1000'],
+    ['-c', PROXY_CPU, process.execPath, ...corralNodeFlags(build), join(build, 'dist/src/cli/main.js'), 'start', '-c', file, '--drain-timeout', '1000'],
     { env, logDir, cwd: dir },
   );
 }

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 /**
  * The `corral` command. Exit codes: 0 ok, 1 invalid input or failed check,
  * 2 usage error. Errors are one line on stderr; `--debug` adds the stack.
