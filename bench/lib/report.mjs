@@ -123,6 +123,8 @@ export function summarize(rows, scenario) {
       cpu0: median(ok.map((r) => r.cpu0_busy_pct)),
       cpu1: median(ok.map((r) => r.cpu1_busy_pct)),
       proxyCpu: median(ok.map((r) => r.proxy_cpu_pct)),
+      // CPU time of the proxy processes per request (µs): the most robust figure on a noisy machine.
+      cpuPerReq: median(ok.filter((r) => r.kind === 'wrk' && r.rps > 0).map((r) => (r.proxy_cpu_pct * 1e4) / r.rps)),
       steal: median(ok.map((r) => r.steal_pct)),
       errors,
       flaggedRuns: all.filter((r) => String(r.flagged) === '1').length,
@@ -152,11 +154,11 @@ export function scenarioTable(rows, scenario) {
   const label = (c) => `\`${c}\``;
   const out = [];
   if (def.kind === 'wrk') {
-    out.push('| config | runs | median req/s | min–max req/s | p50 ms | p99 ms | ÷ HAProxy | ÷ nginx | RSS MB | errors | CPU0 % | CPU1 % | proxy CPU % | steal % | undisturbed req/s (runs) |');
-    out.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+    out.push('| config | runs | median req/s | min–max req/s | p50 ms | p99 ms | ÷ HAProxy | ÷ nginx | RSS MB | errors | CPU0 % | CPU1 % | proxy CPU % | proxy CPU µs/req | steal % | undisturbed req/s (runs) |');
+    out.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const s of stats) {
       if (s.runs === 0) {
-        out.push(`| ${label(s.config)} | 0 | ${shortNa(s.na)} | – | – | – | – | – | – | – | – | – | – | – | – |`);
+        out.push(`| ${label(s.config)} | 0 | ${shortNa(s.na)} | – | – | – | – | – | – | – | – | – | – | – | – | – |`);
         continue;
       }
       const cpu1 = fmtPct(s.cpu1);
@@ -164,7 +166,7 @@ export function scenarioTable(rows, scenario) {
       out.push(
         `| ${label(s.config)} | ${runs} | ${fmtInt(s.value)} | ${fmtInt(s.min)}–${fmtInt(s.max)} | ${fmtMs(s.p50)} | ${fmtMs(s.p99)} | ` +
           `${fmtRatio(s.value / hap)} | ${fmtRatio(s.value / ngx)} | ${s.config === 'direct' ? '–' : fmtMb(s.rss)} | ${errorsCell(s)} | ` +
-          `${fmtPct(s.cpu0)} | ${cpu1} | ${s.config === 'direct' ? '– (no proxy)' : fmtPct(s.proxyCpu)} | ${Number.isFinite(s.steal) ? s.steal.toFixed(1) : '–'} | ` +
+          `${fmtPct(s.cpu0)} | ${cpu1} | ${s.config === 'direct' ? '– (no proxy)' : fmtPct(s.proxyCpu)} | ${s.config === 'direct' || !Number.isFinite(s.cpuPerReq) ? '–' : s.cpuPerReq.toFixed(1)} | ${Number.isFinite(s.steal) ? s.steal.toFixed(1) : '–'} | ` +
           `${s.cleanRuns ? `${fmtInt(s.clean)} (${s.cleanRuns})` : '– (0)'} |`,
       );
     }

@@ -2,11 +2,13 @@
 // the load CPU) and the proxies under test (each alone on the proxy CPU, on
 // 127.0.0.1:8080). Each writes its own config into a private temp dir.
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, ftruncateSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { LOAD_CPU, PROXY_CPU } from './measure.mjs';
 import { launch, log, processTree, run, sleep, stopProc, waitForPort, waitForPortClosed } from './proc.mjs';
 
 export const UPSTREAM_PORT = 9001;
+const BENCH_LIB = dirname(fileURLToPath(import.meta.url));
 export const PROXY_PORT = 8080;
 export const BULK_FILE = 'bulk.bin';
 
@@ -281,6 +283,12 @@ export function proxyConfigs(ctx) {
         return startNginx('nginx-http', prefix, nginxHttpProxyConf(prefix), PROXY_CPU, logDir);
       }),
     },
+    {
+      name: 'node-bare',
+      label: 'a bare Node proxy (bench/lib/bare-proxy.mjs: no features, the floor for a Node proxy)',
+      port: PROXY_PORT,
+      start: generic(() => launch('node-bare', 'taskset', ['-c', PROXY_CPU, process.execPath, join(BENCH_LIB, 'bare-proxy.mjs'), 'http', String(PROXY_PORT), String(UPSTREAM_PORT)], { logDir })),
+    },
     { name: 'corral', label: 'Corral (workers: 1)', port: PROXY_PORT, start: corral('corral', { mode: 'http', workers: 1 }) },
     { name: 'corral-w2', label: 'Corral (workers: 2, both on CPU 1)', port: PROXY_PORT, start: corral('corral-w2', { mode: 'http', workers: 2 }) },
   ];
@@ -305,6 +313,12 @@ export function proxyConfigs(ctx) {
         const prefix = join(work, 'nginx-stream');
         return generic(() => startNginx('nginx-stream', prefix, nginxStreamConf(prefix, ctx.stream.loadModule), PROXY_CPU, logDir))();
       },
+    },
+    {
+      name: 'node-bare-tcp',
+      label: 'a bare Node TCP pipe (bench/lib/bare-proxy.mjs tcp: the floor for a Node proxy)',
+      port: PROXY_PORT,
+      start: generic(() => launch('node-bare-tcp', 'taskset', ['-c', PROXY_CPU, process.execPath, join(BENCH_LIB, 'bare-proxy.mjs'), 'tcp', String(PROXY_PORT), String(UPSTREAM_PORT)], { logDir })),
     },
     { name: 'corral-tcp', label: 'Corral (mode tcp, workers: 1)', port: PROXY_PORT, start: corral('corral-tcp', { mode: 'tcp', workers: 1 }) },
   ];
