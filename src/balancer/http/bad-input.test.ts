@@ -30,6 +30,9 @@ describe('malformed requests get a 4xx and reach no server', () => {
     ['bare LF inside the head', 'GET / HTTP/1.1\r\nHost: a\nX-Smuggle: 1\r\n\r\n', 400],
     ['invalid header name', 'GET / HTTP/1.1\r\nHost: a\r\nX(Bad): v\r\n\r\n', 400],
     ['two Host headers', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 400],
+    // Dropping a Content-Length named in Connection while framing by it would pass the body on as a second request.
+    ['Content-Length named in Connection', 'POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length\r\nContent-Length: 31\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n', 400],
+    ['Host named in Connection', 'GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, host\r\n\r\n', 400],
     ['no Host on HTTP/1.1', 'GET / HTTP/1.1\r\nX: y\r\n\r\n', 400],
     ['invalid Host', 'GET / HTTP/1.1\r\nHost: a b@c\r\n\r\n', 400],
     ['malformed request line', 'GET  / HTTP/1.1\r\nHost: a\r\n\r\n', 400],
@@ -100,6 +103,17 @@ describe('a misbehaving server gets a 502, never a crash', () => {
     const t = await serve((s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly a few bytes'));
     try {
       await assert.rejects(request(t.farm.url), /aborted|socket hang up|ECONNRESET/);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('a response whose Connection names Content-Length', async () => {
+    const t = await serve((s) => s.write('HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 3\r\n\r\nabc'));
+    try {
+      const r = await request(t.farm.url);
+      assert.equal(r.status, 502);
+      assert.match(r.body, /CORRAL_ERR_BAD_RESPONSE/);
     } finally {
       await t.close();
     }

@@ -317,6 +317,10 @@ class Fields {
         if (t !== '') tokens.push(t);
       }
       this.connectionTokens = tokens;
+      // Naming a framing or routing field in Connection would make the proxy drop it while
+      // still framing the message by it (the body would reach the next hop undelimited):
+      // a request-smuggling vector, refused.
+      if (tokens.includes('content-length') || tokens.includes('host')) return badCode;
       if (namesOtherFields(tokens)) this.dropNamed(tokens);
     }
     return undefined;

@@ -145,17 +145,26 @@ export class HttpFrontend {
       return;
     }
     this.counters.connections++;
-    this.adopt(new ClientConnection(this, socket));
+    // The sweep first: it refreshes the coarse clock the new connection stamps its activity with.
+    this.ensureSweep();
+    this.clients.add(new ClientConnection(this, socket));
   }
 
-  /** Takes a client into this frontend's set (at accept, or when it moves here after a reload). */
+  /** Takes a client that moves here after a reload into this frontend's set. */
   adopt(client: ClientConnection): void {
+    this.ensureSweep();
     this.clients.add(client);
-    if (this.sweeper === null) {
-      clock.now = performance.now();
-      this.sweeper = setInterval(() => this.sweep(), this.resolution);
-      this.sweeper.unref();
-    }
+  }
+
+  /**
+   * Starts the sweep if it is not running. The coarse clock may be stale by
+   * any amount while no sweep runs (no connections), so it is refreshed here.
+   */
+  private ensureSweep(): void {
+    if (this.sweeper !== null) return;
+    clock.now = performance.now();
+    this.sweeper = setInterval(() => this.sweep(), this.resolution);
+    this.sweeper.unref();
   }
 
   private sweep(): void {

@@ -167,6 +167,26 @@ describe('slow clients: slowloris (a head that never completes)', () => {
   });
 });
 
+describe('slow clients: the first connection after a quiet spell', () => {
+  it('is not closed early when no connection was open for longer than timeouts.headers', async () => {
+    // Inactivity is stamped with a coarse clock that only sweeps advance; with no connection
+    // open, no sweep runs and the clock goes stale. A new connection must not inherit that age.
+    const up = await startUpstream('s1');
+    const { farm } = await farmWith(up);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, HEADERS_MS * 2)); // a quiet spell: nothing connected
+      const s = await connect(farm.port);
+      await new Promise((resolve) => setTimeout(resolve, HEADERS_MS / 2)); // several sweep periods, well within the limit
+      assert.equal(s.destroyed, false, 'closed before timeouts.headers');
+      s.write('GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+      const r = await untilClosed(s, HEADERS_MS + SLACK_MS);
+      assert.equal(statusOf(r.data), 200);
+    } finally {
+      await teardown(farm, up);
+    }
+  });
+});
+
 describe('slow clients: slow body', () => {
   it('answers 408 and closes after timeouts.client when a Content-Length body stops; the server sees the request aborted', async () => {
     let aborted: () => void = () => {};
