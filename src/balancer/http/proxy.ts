@@ -954,19 +954,20 @@ class Exchange implements UpstreamOwner {
       this.client.closeAfter = true;
       this.upstreamReusable = false;
     }
-    let out = `HTTP/1.1 ${res.status} ${res.reason}${CRLF}${forwardedLines(res, false)}${framing}`;
-    out += this.extraResponseHeaders(backend, server);
-    if (this.client.closeAfter) out += `Connection: close${CRLF}`;
-    else if (this.head.minor === 0) out += `Connection: keep-alive${CRLF}`;
-    out += CRLF;
+    // What follows the forwarded header lines: restated framing, configured headers, connection handling.
+    let tail = framing + this.extraResponseHeaders(backend, server);
+    if (this.client.closeAfter) tail += `Connection: close${CRLF}`;
+    else if (this.head.minor === 0) tail += `Connection: keep-alive${CRLF}`;
+    tail += CRLF;
     const responses = server.counters.responses;
     const cls = (res.status / 100) | 0;
     responses[cls] = (responses[cls] as number) + 1;
     this.resStarted = true;
     const socket = this.client.socket;
-    this.bytesOut += out.length;
     if (noBody) {
       if (bodyStart < buf.length) this.upstreamReusable = false; // bytes after a bodiless response
+      const out = statusLine(res) + forwardedLines(res, false) + tail;
+      this.bytesOut += out.length;
       socket.write(out, 'latin1');
       this.responseDone();
       return;
@@ -976,15 +977,14 @@ class Exchange implements UpstreamOwner {
       const end = this.bodyExtent(buf, bodyStart);
       if (end < 0) return;
       const n = end - bodyStart;
-      this.bytesOut += n;
       let ok: boolean;
       if (n <= COALESCE_LIMIT) {
-        const headLen = out.length;
-        const one = Buffer.allocUnsafe(headLen + n);
-        one.write(out, 0, 'latin1');
-        buf.copy(one, headLen, bodyStart, end);
+        const one = coalesce(res, buf, tail, bodyStart, end);
+        this.bytesOut += one.length;
         ok = socket.write(one);
       } else {
+        const out = statusLine(res) + forwardedLines(res, false) + tail;
+        this.bytesOut += out.length + n;
         socket.write(out, 'latin1');
         ok = this.toClient(buf.subarray(bodyStart, end));
       }
@@ -992,6 +992,8 @@ class Exchange implements UpstreamOwner {
       else if (!ok) pauseUpstream(this.conn as UpstreamConnection);
       return;
     }
+    const out = statusLine(res) + forwardedLines(res, false) + tail;
+    this.bytesOut += out.length;
     socket.write(out, 'latin1');
     if (bodyStart < buf.length) this.forwardBody(buf, bodyStart);
     else if (this.resLeft === 0 && this.resChunks === null && !this.resUntilClose) this.responseDone();
@@ -1356,6 +1358,10 @@ class Exchange implements UpstreamOwner {
     const head = this.head;
     const fe = this.client.frontend;
     const forward = backend.config.forwardFor;
+    // Nothing to remove, restate or add: the head goes upstream as it came.
+    if (!forward && this.upgrade === null && head.special.length === 0 && head.minor === 1 && head.host !== '' && head.hostLine === '' && !head.chunked) {
+      return head.text;
+    }
     const trusted = forward && fe.trusted.has(this.client.ip);
     let out = `${head.method} ${head.target} HTTP/1.1${CRLF}${forwardedLines(head, forward)}`;
     if (head.hostLine !== '') out += head.hostLine + CRLF;
@@ -1398,6 +1404,43 @@ class Exchange implements UpstreamOwner {
     }
     return out + CRLF;
   }
+}
+
+/** The status line Corral sends: always HTTP/1.1. */
+function statusLine(res: ResponseHead): string {
+  return `HTTP/1.1 ${res.status} ${res.reason}${CRLF}`;
+}
+
+/**
+ * A small response in one buffer: the head as forwarded (its lines minus the
+ * hop-by-hop ones, then `tail`) and body bytes [bodyStart, end) of `buf`,
+ * copied from the bytes received rather than rebuilt as a string. An HTTP/1.1
+ * status line is kept as received; an HTTP/1.0 one is restated.
+ */
+function coalesce(res: ResponseHead, buf: Buffer, tail: string, bodyStart: number, end: number): Buffer {
+  const first = res.minor === 1 ? '' : statusLine(res);
+  const from = res.minor === 1 ? 0 : res.fieldsStart;
+  const fieldsEnd = res.text.length - 2; // past the last header line's CRLF
+  let len = first.length + (res.fieldsStart - from) + tail.length + (end - bodyStart);
+  let at = res.fieldsStart;
+  for (const sp of res.special) {
+    if (sp.kind !== Special.HopByHop) continue;
+    len += sp.start - at;
+    at = sp.next;
+  }
+  len += fieldsEnd - at;
+  const one = Buffer.allocUnsafe(len);
+  let w = first === '' ? buf.copy(one, 0, 0, res.fieldsStart) : one.write(first, 0, 'latin1');
+  at = res.fieldsStart;
+  for (const sp of res.special) {
+    if (sp.kind !== Special.HopByHop) continue;
+    if (sp.start > at) w += buf.copy(one, w, at, sp.start);
+    at = sp.next;
+  }
+  if (fieldsEnd > at) w += buf.copy(one, w, at, fieldsEnd);
+  w += one.write(tail, w, 'latin1');
+  buf.copy(one, w, bodyStart, end);
+  return one;
 }
 
 function pauseUpstream(conn: UpstreamConnection): void {
