@@ -94,16 +94,21 @@ export class PeerClient implements SessionStore {
    * resolves with `map(response)`. The common case (an owner is live and
    * answers) makes one promise and no async frame.
    */
-  #call<R>(key: string, m: Msg, map: (r: Msg) => R): Promise<R> {
+  #call<R>(key: string, m: Msg, map: (r: Msg, inDoubt: boolean) => R): Promise<R> {
     const owners = this.#closed ? [] : this.#ring.owners(key, this.#replicas, this.#isLive);
     const first = owners[0];
-    if (first === undefined) return this.#callSlow(key, m, undefined, undefined).then(map);
+    const doubt = { inDoubt: false };
+    if (first === undefined) return this.#callSlow(key, m, undefined, undefined, doubt).then((r) => map(r, doubt.inDoubt));
     return new Promise<R>((resolve, reject) => {
       this.#links.call(first, m, this.#timeout, (err, r) => {
         try {
-          if (err === undefined && r !== undefined && r.t !== T.R_ERR) return resolve(map(r));
+          if (err === undefined && r !== undefined && r.t !== T.R_ERR) return resolve(map(r, false));
+          // No answer (closed, timed out): the request may have been applied before the owner failed.
+          if (err !== undefined) doubt.inDoubt = true;
           const failed = err !== undefined ? this.#retryable(err) : this.#settle(r as Msg);
-          this.#callSlow(key, m, first, failed).then(map).then(resolve, reject);
+          this.#callSlow(key, m, first, failed, doubt)
+            .then((res) => map(res, doubt.inDoubt))
+            .then(resolve, reject);
         } catch (e) {
           reject(e as Error);
         }
@@ -127,7 +132,7 @@ export class PeerClient implements SessionStore {
   }
 
   /** After owner `tried` failed with `failed` (or none was live): every other owner in turn. */
-  async #callSlow(key: string, m: Msg, tried: string | undefined, failed: Error | undefined): Promise<Msg> {
+  async #callSlow(key: string, m: Msg, tried: string | undefined, failed: Error | undefined, doubt: { inDoubt: boolean }): Promise<Msg> {
     const owners = (await this.#owners(key)).filter((o) => o !== tried);
     let last = failed;
     for (const [i, o] of owners.entries()) {
@@ -141,6 +146,7 @@ export class PeerClient implements SessionStore {
         return r;
       } catch (err) {
         // A slow owner is not dropped here (that would fail every request in flight on it); heartbeats decide liveness.
+        doubt.inDoubt = true;
         last = this.#retryable(err);
       }
     }
@@ -184,8 +190,14 @@ export class PeerClient implements SessionStore {
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    return this.#call(key, msg(T.SET, { k: key, v: value, f: F.CAS | F.DIRECT, n1: expected, n2: options?.ttl ?? 0 }), (r): CasResult => {
+    return this.#call(key, msg(T.SET, { k: key, v: value, f: F.CAS | F.DIRECT, n1: expected, n2: options?.ttl ?? 0 }), (r, inDoubt): CasResult => {
       if (r.t === T.R_CAS_FAIL) {
+        if (inDoubt) {
+          // The owner that failed may have applied this very write before the one that answered saw it:
+          // a conflict now does not prove that the write was not applied.
+          this.#c.errors++;
+          throw new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', 'an owner failed with the write in flight: it may or may not have been applied');
+        }
         this.#c.conflicts++;
         return { ok: false, version: r.n1 };
       }
