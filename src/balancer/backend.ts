@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import type { BackendConfig } from '../config/index.js';
 import { createScheduler } from '../scheduling/index.js';
 import type { BackendView, PickRequest, Scheduler } from '../scheduling/index.js';
-import { clock, onreadOption } from './io.js';
+import { clock, onreadOption, Sweep, sweepResolution } from './io.js';
 import { RuntimeServer, SharedServerState } from './server.js';
 import type { UpstreamConnection } from './server.js';
 
@@ -97,7 +97,7 @@ export class RuntimeBackend implements BackendView {
       for (const s of this.servers) s.stickyValue = `${s.name}.${this.sign(s.name)}`;
     }
     this.sourceTable = config.sticky?.source === true ? new Map() : null;
-    this.resolution = Math.max(5, Math.min(250, Math.floor(config.timeouts.server / 10)));
+    this.sweep = new Sweep(sweepResolution(config.timeouts.server), this.live, (conn) => conn.socket.emit('timeout'));
   }
 
   get queueLength(): number {
@@ -325,9 +325,9 @@ export class RuntimeBackend implements BackendView {
       server.counters.connects++;
       // From here `timeouts.server` is checked by the backend's sweep (see `sweep`).
       socket.setTimeout(0);
+      this.track(conn); // first: starting the sweep refreshes the clock
       conn.timeoutMs = this.config.timeouts.server;
       conn.lastActive = clock.now;
-      this.track(conn);
       cb.onConnect(conn);
     });
     if (sc.tls) {
@@ -366,40 +366,15 @@ export class RuntimeBackend implements BackendView {
     });
   }
 
-  /**
-   * Open connections to this backend's servers, for the inactivity sweep.
-   * `timeouts.server` is checked every `resolution` ms over this set rather
-   * than by a socket timer, which Node re-arms on every read and write.
-   */
+  /** Open connections to this backend's servers: `timeouts.server` is checked by a sweep over them (io.ts). */
   private readonly live = new Set<UpstreamConnection>();
-  private sweeper: NodeJS.Timeout | null = null;
-  private readonly resolution: number;
+  private readonly sweep: Sweep<UpstreamConnection>;
 
   private track(conn: UpstreamConnection): void {
+    this.sweep.ensure();
     this.live.add(conn);
-    if (this.sweeper === null) {
-      clock.now = performance.now();
-      this.sweeper = setInterval(() => this.sweep(), this.resolution);
-      this.sweeper.unref();
-    }
   }
 
-  private sweep(): void {
-    const now = performance.now();
-    clock.now = now;
-    if (this.live.size === 0) {
-      if (this.sweeper !== null) clearInterval(this.sweeper);
-      this.sweeper = null;
-      return;
-    }
-    const slack = this.resolution;
-    for (const conn of this.live) {
-      if (conn.timeoutMs > 0 && now - conn.lastActive >= conn.timeoutMs + slack) {
-        conn.lastActive = now;
-        conn.socket.emit('timeout');
-      }
-    }
-  }
 
   private readonly cas = new Map<string, Buffer>();
 
@@ -420,9 +395,6 @@ export class RuntimeBackend implements BackendView {
       w.expire();
     }
     for (const s of this.servers) s.closeIdle();
-    if (this.sweeper !== null && this.live.size === 0) {
-      clearInterval(this.sweeper);
-      this.sweeper = null;
-    }
+    if (this.live.size === 0) this.sweep.stop();
   }
 }

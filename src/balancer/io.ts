@@ -108,3 +108,69 @@ export function writeCopy(socket: Socket, bytes: Buffer): boolean {
     if (COPY_POOL.length < COPY_POOL_MAX) COPY_POOL.push(buf);
   });
 }
+
+/** A connection whose inactivity a {@link Sweep} checks. */
+export interface Expiring {
+  /** Inactivity limit in force (ms); 0 for none. */
+  timeoutMs: number;
+  /** Last activity, on the coarse {@link clock}. */
+  lastActive: number;
+}
+
+/** How often a sweep runs for the shortest timeout it checks: a tenth of it, between 5 and 250 ms. */
+export function sweepResolution(shortestTimeout: number): number {
+  return Math.max(5, Math.min(250, Math.floor(shortestTimeout / 10)));
+}
+
+/**
+ * Inactivity timeouts for a set of connections, checked every `resolution`
+ * ms instead of by a timer per socket, which Node re-arms on every read and
+ * write. Activity is stamped with the coarse {@link clock}, which sweeps
+ * advance; a timeout fires between its duration and its duration plus two
+ * resolutions. The sweep stops by itself when the set is empty.
+ */
+export class Sweep<T extends Expiring> {
+  readonly resolution: number;
+  private readonly items: ReadonlySet<T>;
+  private readonly expire: (item: T) => void;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(resolution: number, items: ReadonlySet<T>, expire: (item: T) => void) {
+    this.resolution = resolution;
+    this.items = items;
+    this.expire = expire;
+  }
+
+  /**
+   * Starts the sweep if it is not running. The clock may be stale by any
+   * amount while no sweep runs, so it is refreshed here: call this before
+   * stamping a new connection.
+   */
+  ensure(): void {
+    if (this.timer !== null) return;
+    clock.now = performance.now();
+    this.timer = setInterval(() => this.run(), this.resolution);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private run(): void {
+    const now = performance.now();
+    clock.now = now;
+    if (this.items.size === 0) {
+      this.stop();
+      return;
+    }
+    const slack = this.resolution;
+    for (const item of this.items) {
+      if (item.timeoutMs > 0 && now - item.lastActive >= item.timeoutMs + slack) {
+        item.lastActive = now;
+        this.expire(item);
+      }
+    }
+  }
+}

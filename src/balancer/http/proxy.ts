@@ -35,7 +35,7 @@ import { Router } from '../router.js';
 import type { RuntimeServer, UpstreamConnection, UpstreamOwner } from '../server.js';
 import { CHUNKED_ERROR, CHUNKED_NEED_MORE, ChunkedReader } from './chunked.js';
 import type { RequestHead, ResponseHead } from './head.js';
-import { clock, readInto, writeCopy } from '../io.js';
+import { clock, readInto, Sweep, sweepResolution, writeCopy } from '../io.js';
 import { findHeadEnd, forwardedLines, MAX_HEAD_BYTES, parseRequestHead, parseResponseHead, Special } from './head.js';
 
 /** Request bodies up to this size are kept until the response starts, so the request can be replayed. */
@@ -105,16 +105,8 @@ export class HttpFrontend {
   /** Set by a reload: keep-alive clients move to it at their next request. */
   successor: HttpFrontend | null = null;
   private stopping = false;
-  /**
-   * Client inactivity timeouts (head, idle, client, linger) are checked by
-   * one sweep per frontend instead of a socket timer per connection: Node
-   * re-arms a socket's timer on every read and write and re-links it on
-   * every change of duration, twice per keep-alive request. The sweep runs
-   * every `resolution` ms, so a timeout fires between its duration and its
-   * duration plus two resolutions.
-   */
-  readonly resolution: number;
-  private sweeper: NodeJS.Timeout | null = null;
+  /** Client inactivity timeouts (head, idle, client, linger): one sweep per frontend (io.ts). */
+  private readonly sweep: Sweep<ClientConnection>;
 
   constructor(opts: HttpFrontendOptions) {
     this.config = opts.config;
@@ -131,7 +123,7 @@ export class HttpFrontend {
       return b;
     };
     const limits = [opts.config.timeouts.headers, opts.config.timeouts.idle, ...[...opts.backends.values()].map((b) => b.config.timeouts.client)];
-    this.resolution = Math.max(5, Math.min(250, Math.floor(Math.min(...limits) / 10)));
+    this.sweep = new Sweep(sweepResolution(Math.min(...limits)), this.clients, (c) => c.onTimeout());
     this.router = new Router(
       opts.config.routes.map((r) => ({ host: r.host, pathPrefix: r.pathPrefix, target: resolve(r.backend) })),
       opts.config.backend === undefined ? undefined : resolve(opts.config.backend),
@@ -146,43 +138,16 @@ export class HttpFrontend {
     }
     this.counters.connections++;
     // The sweep first: it refreshes the coarse clock the new connection stamps its activity with.
-    this.ensureSweep();
+    this.sweep.ensure();
     this.clients.add(new ClientConnection(this, socket));
   }
 
   /** Takes a client that moves here after a reload into this frontend's set. */
   adopt(client: ClientConnection): void {
-    this.ensureSweep();
+    this.sweep.ensure();
     this.clients.add(client);
   }
 
-  /**
-   * Starts the sweep if it is not running. The coarse clock may be stale by
-   * any amount while no sweep runs (no connections), so it is refreshed here.
-   */
-  private ensureSweep(): void {
-    if (this.sweeper !== null) return;
-    clock.now = performance.now();
-    this.sweeper = setInterval(() => this.sweep(), this.resolution);
-    this.sweeper.unref();
-  }
-
-  private sweep(): void {
-    const now = performance.now();
-    clock.now = now;
-    if (this.clients.size === 0) {
-      if (this.sweeper !== null) clearInterval(this.sweeper);
-      this.sweeper = null;
-      return;
-    }
-    const slack = this.resolution;
-    for (const c of this.clients) {
-      if (c.timeoutMs > 0 && now - c.lastActive >= c.timeoutMs + slack) {
-        c.lastActive = now;
-        c.onTimeout();
-      }
-    }
-  }
 
   /**
    * Stops taking connections; idle keep-alive connections are closed, busy

@@ -15,9 +15,8 @@ import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { FrontendConfig } from '../../config/index.js';
-import { performance } from 'node:perf_hooks';
 import type { RuntimeBackend } from '../backend.js';
-import { clock } from '../io.js';
+import { Sweep, sweepResolution } from '../io.js';
 import { Tunnel } from './tunnel.js';
 
 export interface TcpFrontendOptions {
@@ -52,14 +51,8 @@ export class TcpFrontend {
   successor: TcpFrontend | null = null;
   private server: net.Server | null = null;
   private stopping = false;
-  /**
-   * Idle and PROXY-header timeouts are checked by one sweep over the open
-   * tunnels every `resolution` ms, instead of a socket timer that Node
-   * re-arms on every read and write; a timeout fires between its duration
-   * and its duration plus two resolutions.
-   */
-  readonly resolution: number;
-  private sweeper: NodeJS.Timeout | null = null;
+  /** Idle and PROXY-header timeouts of the open tunnels: one sweep per frontend (io.ts). */
+  private readonly sweep: Sweep<Tunnel>;
   private drained: (() => void) | null = null;
 
   constructor(opts: TcpFrontendOptions) {
@@ -71,25 +64,10 @@ export class TcpFrontend {
     const backend = opts.backends.get(name);
     if (backend === undefined) throw new Error(`frontend ${opts.config.name}: unknown backend ${name}`);
     this.backend = backend;
-    this.resolution = Math.max(5, Math.min(250, Math.floor(Math.min(opts.config.timeouts.headers, opts.config.timeouts.idle) / 10)));
+    this.sweep = new Sweep(sweepResolution(Math.min(opts.config.timeouts.headers, opts.config.timeouts.idle)), this.clients, (t) => t.onTimeout());
   }
 
-  private sweep(): void {
-    const now = performance.now();
-    clock.now = now;
-    if (this.clients.size === 0) {
-      if (this.sweeper !== null) clearInterval(this.sweeper);
-      this.sweeper = null;
-      return;
-    }
-    const slack = this.resolution;
-    for (const t of this.clients) {
-      if (t.timeoutMs > 0 && now - t.lastActive >= t.timeoutMs + slack) {
-        t.lastActive = now;
-        t.onTimeout();
-      }
-    }
-  }
+
 
   /**
    * Listens on `config.listen` with its own server (half-open sockets,
@@ -124,13 +102,9 @@ export class TcpFrontend {
     // (the flag is read when the peer's FIN arrives, not at creation).
     socket.allowHalfOpen = true;
     this.counters.connections++;
+    this.sweep.ensure();
     const tunnel = new Tunnel(this, socket);
     this.clients.add(tunnel);
-    if (this.sweeper === null) {
-      clock.now = performance.now();
-      this.sweeper = setInterval(() => this.sweep(), this.resolution);
-      this.sweeper.unref();
-    }
     tunnel.start();
   }
 
