@@ -184,8 +184,6 @@ export function supervisorAdminNode(opts: SupervisorNodeOptions): SupervisorAdmi
 
   /** Every configured server with zero counters: what a status says before any worker answers. */
   const skeleton = (config: CorralConfig): StatusResponse => {
-    const name = config.node.name;
-    const r = role();
     const frontends: FrontendStatus[] = config.frontends.map((f) => ({
       name: f.name,
       listen: formatAddress(f.listen),
@@ -233,6 +231,12 @@ export function supervisorAdminNode(opts: SupervisorNodeOptions): SupervisorAdmi
         };
       }),
     }));
+    return { ...identity(config.node.name), frontends, backends };
+  };
+
+  /** The fields that name this node and its generation, as of now. */
+  const identity = (name: string) => {
+    const r = role();
     return {
       node: name,
       role: r,
@@ -240,8 +244,6 @@ export function supervisorAdminNode(opts: SupervisorNodeOptions): SupervisorAdmi
       startedAt,
       time: new Date().toISOString(),
       cluster: { members: [{ name, role: r, self: true }], primary: r === 'primary' ? name : null },
-      frontends,
-      backends,
     };
   };
 
@@ -276,16 +278,9 @@ export function supervisorAdminNode(opts: SupervisorNodeOptions): SupervisorAdmi
         }),
       };
     });
-    const name = config.node.name;
-    const r = role();
     return {
       ...merged,
-      node: name,
-      role: r,
-      generation: opts.generation(),
-      startedAt,
-      time: new Date().toISOString(),
-      cluster: { members: [{ name, role: r, self: true }], primary: r === 'primary' ? name : null },
+      ...identity(config.node.name),
       frontends: merged.frontends.filter((f) => config.frontends.some((x) => x.name === f.name)),
       backends,
       workers: { expected, answered: reports.length },
