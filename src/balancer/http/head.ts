@@ -153,18 +153,26 @@ function classify(text: string, at: number, len: number): Name {
   }
 }
 
-const SPECIAL_OF: readonly (Special | -1)[] = [];
-(SPECIAL_OF as (Special | -1)[])[Name.Other] = -1;
-(SPECIAL_OF as (Special | -1)[])[Name.ContentLength] = -1;
-(SPECIAL_OF as (Special | -1)[])[Name.TransferEncoding] = Special.HopByHop;
-(SPECIAL_OF as (Special | -1)[])[Name.Connection] = Special.HopByHop;
-(SPECIAL_OF as (Special | -1)[])[Name.Host] = -1;
-(SPECIAL_OF as (Special | -1)[])[Name.Upgrade] = Special.HopByHop;
-(SPECIAL_OF as (Special | -1)[])[Name.HopByHop] = Special.HopByHop;
-(SPECIAL_OF as (Special | -1)[])[Name.XForwardedFor] = Special.XForwardedFor;
-(SPECIAL_OF as (Special | -1)[])[Name.XForwardedProto] = Special.XForwardedProto;
-(SPECIAL_OF as (Special | -1)[])[Name.XForwardedHost] = Special.XForwardedHost;
-(SPECIAL_OF as (Special | -1)[])[Name.Forwarded] = Special.Forwarded;
+/** How a line with this name is forwarded (-1: as it is). */
+function specialOf(name: Name): Special | -1 {
+  switch (name) {
+    case Name.TransferEncoding:
+    case Name.Connection:
+    case Name.Upgrade:
+    case Name.HopByHop:
+      return Special.HopByHop;
+    case Name.XForwardedFor:
+      return Special.XForwardedFor;
+    case Name.XForwardedProto:
+      return Special.XForwardedProto;
+    case Name.XForwardedHost:
+      return Special.XForwardedHost;
+    case Name.Forwarded:
+      return Special.Forwarded;
+    default:
+      return -1;
+  }
+}
 
 /** Connection tokens that name a field outside the hop-by-hop set (their lines must be found by name). */
 function namesOtherFields(tokens: readonly string[]): boolean {
@@ -271,7 +279,7 @@ class Fields {
       const name = classify(head, pos, nameEnd - pos);
       if (name !== Name.Other) {
         const value = head.slice(vStart, vEnd);
-        const special = SPECIAL_OF[name] as Special | -1;
+        const special = specialOf(name);
         if (special !== -1) this.special.push({ kind: special, start: pos, next: eol + 2, value });
         switch (name) {
           case Name.ContentLength:
@@ -535,9 +543,4 @@ export function parseResponseHead(head: string): ParseResult<ResponseHead> {
   r.close = r.minor === 1 ? r.connectionTokens.includes('close') : !r.connectionTokens.includes('keep-alive');
   r.reason = reason;
   return r;
-}
-
-/** True for fields a proxy must not forward: the hop-by-hop set plus those named in Connection. */
-export function isHopByHop(name: string, connectionTokens: readonly string[]): boolean {
-  return HOP_BY_HOP.has(name) || (connectionTokens.length > 0 && connectionTokens.includes(name));
 }
