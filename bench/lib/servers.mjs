@@ -234,6 +234,9 @@ export function proxyConfigs(ctx) {
     }
     return { proc, note: '' };
   };
+  // The bare Node proxy (bare-proxy.mjs) in http or tcp mode.
+  const bare = (name, mode) =>
+    generic(() => launch(name, 'taskset', ['-c', PROXY_CPU, process.execPath, join(BENCH_LIB, 'bare-proxy.mjs'), mode, String(PROXY_PORT), String(UPSTREAM_PORT)], { logDir }));
   const corral = (name, opts) => async () => {
     const proc = launchCorral({ build, dir: join(work, 'corral'), name, yaml: corralYaml(opts), logDir });
     const state = await waitForPort(PROXY_PORT, proc, 20000);
@@ -287,7 +290,7 @@ export function proxyConfigs(ctx) {
       name: 'node-bare',
       label: 'a bare Node proxy (bench/lib/bare-proxy.mjs: no features, the floor for a Node proxy)',
       port: PROXY_PORT,
-      start: generic(() => launch('node-bare', 'taskset', ['-c', PROXY_CPU, process.execPath, join(BENCH_LIB, 'bare-proxy.mjs'), 'http', String(PROXY_PORT), String(UPSTREAM_PORT)], { logDir })),
+      start: bare('node-bare', 'http'),
     },
     { name: 'corral', label: 'Corral (workers: 1)', port: PROXY_PORT, start: corral('corral', { mode: 'http', workers: 1 }) },
     { name: 'corral-w2', label: 'Corral (workers: 2, both on CPU 1)', port: PROXY_PORT, start: corral('corral-w2', { mode: 'http', workers: 2 }) },
@@ -318,7 +321,7 @@ export function proxyConfigs(ctx) {
       name: 'node-bare-tcp',
       label: 'a bare Node TCP pipe (bench/lib/bare-proxy.mjs tcp: the floor for a Node proxy)',
       port: PROXY_PORT,
-      start: generic(() => launch('node-bare-tcp', 'taskset', ['-c', PROXY_CPU, process.execPath, join(BENCH_LIB, 'bare-proxy.mjs'), 'tcp', String(PROXY_PORT), String(UPSTREAM_PORT)], { logDir })),
+      start: bare('node-bare-tcp', 'tcp'),
     },
     { name: 'corral-tcp', label: 'Corral (mode tcp, workers: 1)', port: PROXY_PORT, start: corral('corral-tcp', { mode: 'tcp', workers: 1 }) },
   ];
