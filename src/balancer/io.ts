@@ -39,15 +39,17 @@ export const SHARED_READ_BUFFER: Buffer = Buffer.allocUnsafe(READ_SIZE);
 /** Called with the bytes of one read; `bytes` is a view of the shared buffer. */
 export type ReadCallback = (bytes: Buffer) => void;
 
+/** Node's read callback (byte count; true: keep reading) delivering each read to `cb`. */
+function sharedReader(cb: ReadCallback): (n: number) => boolean {
+  return (n: number): boolean => {
+    cb(SHARED_READ_BUFFER.subarray(0, n));
+    return true;
+  };
+}
+
 /** `onread` option for `net.connect`. */
 export function onreadOption(cb: ReadCallback): { buffer: Uint8Array; callback: (n: number, buf: Uint8Array) => boolean } {
-  return {
-    buffer: SHARED_READ_BUFFER,
-    callback: (n: number): boolean => {
-      cb(SHARED_READ_BUFFER.subarray(0, n));
-      return true;
-    },
-  };
+  return { buffer: SHARED_READ_BUFFER, callback: sharedReader(cb) };
 }
 
 interface UserBufferHandle {
@@ -79,10 +81,7 @@ export function readInto(socket: Socket, cb: ReadCallback): boolean {
   const target = socket as unknown as Record<symbol, unknown>;
   if (target[sym.buffer] !== null || target[sym.callback] !== null) return false;
   target[sym.buffer] = SHARED_READ_BUFFER;
-  target[sym.callback] = (n: number): boolean => {
-    cb(SHARED_READ_BUFFER.subarray(0, n));
-    return true;
-  };
+  target[sym.callback] = sharedReader(cb);
   handle.useUserBuffer(SHARED_READ_BUFFER);
   return true;
 }

@@ -242,7 +242,7 @@ export class ClientConnection {
         return;
       }
       // Pipelined bytes of the next request: keep them, stop reading until the exchange ends.
-      this.append(chunk);
+      this.append(chunk, false); // copied above
       this.pauseReads();
       if ((this.buf as Buffer).length > MAX_HEAD_BYTES * 2) this.socket.destroy();
       return;
@@ -269,15 +269,16 @@ export class ClientConnection {
       if (r.rest === null) return;
       chunk = r.rest;
     }
+    this.append(chunk, ephemeral);
+    this.parse();
+  }
+
+  /** Adds bytes to the buffer; `ephemeral` ones (shared read buffer) are copied by parse() if kept. */
+  private append(chunk: Buffer, ephemeral: boolean): void {
     if (this.buf === null) {
       this.buf = chunk;
       this.bufEphemeral = ephemeral;
     } else this.buf = Buffer.concat([this.buf, chunk]);
-    this.parse();
-  }
-
-  private append(chunk: Buffer): void {
-    this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
   }
 
   /** Hands the buffered bytes (body start, pipelined requests) to the exchange. */
@@ -931,7 +932,7 @@ class Exchange implements UpstreamOwner {
     const socket = this.client.socket;
     if (noBody) {
       if (bodyStart < buf.length) this.upstreamReusable = false; // bytes after a bodiless response
-      const out = statusLine(res) + forwardedLines(res, false) + tail;
+      const out = headString(res, tail);
       this.bytesOut += out.length;
       socket.write(out, 'latin1');
       this.responseDone();
@@ -948,7 +949,7 @@ class Exchange implements UpstreamOwner {
         this.bytesOut += one.length;
         ok = socket.write(one);
       } else {
-        const out = statusLine(res) + forwardedLines(res, false) + tail;
+        const out = headString(res, tail);
         this.bytesOut += out.length + n;
         socket.write(out, 'latin1');
         ok = this.toClient(buf.subarray(bodyStart, end));
@@ -957,7 +958,7 @@ class Exchange implements UpstreamOwner {
       else if (!ok) pauseUpstream(this.conn as UpstreamConnection);
       return;
     }
-    const out = statusLine(res) + forwardedLines(res, false) + tail;
+    const out = headString(res, tail);
     this.bytesOut += out.length;
     socket.write(out, 'latin1');
     if (bodyStart < buf.length) this.forwardBody(buf, bodyStart);
@@ -1374,6 +1375,11 @@ class Exchange implements UpstreamOwner {
 /** The status line Corral sends: always HTTP/1.1. */
 function statusLine(res: ResponseHead): string {
   return `HTTP/1.1 ${res.status} ${res.reason}${CRLF}`;
+}
+
+/** The response head as forwarded, as a string: status line, kept lines, then `tail`. */
+function headString(res: ResponseHead, tail: string): string {
+  return statusLine(res) + forwardedLines(res, false) + tail;
 }
 
 /**
