@@ -212,7 +212,8 @@ class Fields {
   contentLength = -1;
   chunked = false;
   hasTransferEncoding = false;
-  closeDelimitedTe = false;
+  /** Transfer-Encoding without chunked last: the message ends when the connection closes. */
+  closeDelimited = false;
   connectionTokens: string[] = NO_TOKENS;
   hosts = 0;
   host = '';
@@ -316,7 +317,7 @@ class Fields {
       if (chunkedAt === codings.length - 1) this.chunked = true;
       // chunked applied more than once or not last (RFC 9112 §6.1).
       else if (chunkedAt !== -1) return 'CORRAL_ERR_AMBIGUOUS_LENGTH';
-      else this.closeDelimitedTe = true;
+      else this.closeDelimited = true;
     }
     if (connection !== '') {
       const tokens: string[] = [];
@@ -387,9 +388,6 @@ class Response extends Fields implements ResponseHead {
   status = 0;
   minor: 0 | 1 = 1;
   reason = '';
-  get closeDelimited(): boolean {
-    return this.closeDelimitedTe;
-  }
 }
 
 /**
