@@ -7,7 +7,7 @@ import { SessionError } from './errors.js';
 import { PeerClient } from './peer-client.js';
 import { PeerNode } from './peer-node.js';
 import { startCluster, TEST_KEY, until } from './testing.js';
-import { msg, T } from './wire.js';
+import { msg, T, type Msg } from './wire.js';
 
 async function oneNode(): Promise<{ node: PeerNode; id: string; host: string; port: number; close(): Promise<void> }> {
   const cluster = await startCluster(1, { replicas: 1 });
@@ -138,5 +138,73 @@ describe('peer connection security', () => {
     await assert.rejects(SecureConnection.connect('127.0.0.1', port, { ...opts, handshakeTimeout: 300 }), (e: unknown) => e instanceof SessionError && e.code === 'CORRAL_ERR_SESSION_TIMEOUT');
     assert.ok(Date.now() - t0 < 1500);
     srv.close();
+  });
+});
+
+describe('client send window', () => {
+  /** A server side that answers only the requests `answer` lets through, when it lets them. */
+  async function server(): Promise<{ port: number; seen: string[]; conn: Promise<SecureConnection>; close(): void }> {
+    const { createServer } = await import('node:net');
+    let accepted!: (c: SecureConnection) => void;
+    const conn = new Promise<SecureConnection>((r) => (accepted = r));
+    const seen: string[] = [];
+    const srv = createServer((s) => {
+      void SecureConnection.accept(s, { ...opts, id: 'srv', role: 'peer' }).then((c) => {
+        c.on('message', (m) => seen.push(m.k));
+        c.start();
+        accepted(c);
+      });
+    }).listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    return { port: (srv.address() as { port: number }).port, seen, conn, close: () => srv.close() };
+  }
+
+  it('holds requests while the window is full and sends them in one frame with the next answer', async () => {
+    const s = await server();
+    const c = await SecureConnection.connect('127.0.0.1', s.port, opts);
+    c.sendWindow = 1;
+    const writes = tap(c);
+    const srv = await s.conn;
+    const msgs = new Map<string, Msg>();
+    srv.on('message', (m) => msgs.set(m.k, m));
+    try {
+      const a = c.request(msg(T.GET, { k: 'a' }), 5000);
+      await until(() => s.seen.length === 1, 2000, 'a on the wire');
+      const rest = ['b', 'c', 'd', 'e'].map((k) => c.request(msg(T.GET, { k }), 5000));
+      await new Promise((r) => setTimeout(r, 30));
+      assert.equal(writes.length, 1, 'b..e wait while a is unanswered');
+      assert.deepEqual(s.seen, ['a']);
+      srv.reply(msgs.get('a') as Msg, msg(T.R_GET, { v: 'A' }));
+      assert.equal((await a).v, 'A');
+      await until(() => s.seen.length === 5, 2000, 'b..e on the wire');
+      assert.equal(writes.length, 2, 'b..e leave in one frame');
+      for (const k of ['b', 'c', 'd', 'e']) srv.reply(msgs.get(k) as Msg, msg(T.R_GET, { v: k.toUpperCase() }));
+      assert.deepEqual((await Promise.all(rest)).map((r) => r.v), ['B', 'C', 'D', 'E']);
+    } finally {
+      c.close();
+      srv.close();
+      s.close();
+    }
+  });
+
+  it('a request that times out reopens the window: what waited behind it is sent and answered', async () => {
+    const s = await server();
+    const c = await SecureConnection.connect('127.0.0.1', s.port, opts);
+    c.sendWindow = 1;
+    const srv = await s.conn;
+    srv.on('message', (m) => m.k !== 'lost' && srv.reply(m, msg(T.R_GET, { v: m.k })));
+    try {
+      const lost = c.request(msg(T.GET, { k: 'lost' }), 150).catch((e: unknown) => e);
+      await until(() => s.seen.length === 1, 2000, 'first request on the wire');
+      const next = c.request(msg(T.GET, { k: 'next' }), 5000);
+      const err = await lost;
+      assert.ok(err instanceof SessionError && err.code === 'CORRAL_ERR_SESSION_TIMEOUT');
+      assert.equal((await next).v, 'next');
+      assert.deepEqual(s.seen, ['lost', 'next']);
+    } finally {
+      c.close();
+      srv.close();
+      s.close();
+    }
   });
 });

@@ -10,6 +10,9 @@ import { SessionError } from './errors.js';
 import { splitId, type Membership } from './membership.js';
 import { F, T, type Msg } from './wire.js';
 
+/** Requests a client keeps on the wire per node before it batches the rest (see SecureConnection.sendWindow). */
+const CLIENT_SEND_WINDOW = 4;
+
 export interface LinksOptions {
   readonly key: string;
   readonly id: string;
@@ -104,6 +107,8 @@ export class PeerLinks {
         if (this.#closed) return conn.close();
         l.conn = conn;
         conn.idSource = this.#ids;
+        // A client pipelines; between nodes, messages are mostly one-way and leave every tick.
+        if (this.#o.role === 'client') conn.sendWindow = CLIENT_SEND_WINDOW;
         conn.onStray = (m) => this.#stray(conn, m);
         l.ready = false;
         l.failures = 0;
