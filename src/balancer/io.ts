@@ -39,10 +39,29 @@ export const SHARED_READ_BUFFER: Buffer = Buffer.allocUnsafe(READ_SIZE);
 /** Called with the bytes of one read; `bytes` is a view of the shared buffer. */
 export type ReadCallback = (bytes: Buffer) => void;
 
+/**
+ * Views of the shared buffer's first n bytes, by n (direct-mapped): small
+ * keep-alive exchanges read the same few sizes over and over, and a view
+ * per read is an allocation per read. A view's contents are those of the
+ * shared buffer either way, so handing out the same object twice changes
+ * nothing for callers, who copy what they keep.
+ */
+const VIEWS: (Buffer | undefined)[] = new Array<Buffer | undefined>(1024).fill(undefined);
+
+function viewOf(n: number): Buffer {
+  const slot = n & 1023;
+  let v = VIEWS[slot];
+  if (v === undefined || v.length !== n) {
+    v = SHARED_READ_BUFFER.subarray(0, n);
+    VIEWS[slot] = v;
+  }
+  return v;
+}
+
 /** Node's read callback (byte count; true: keep reading) delivering each read to `cb`. */
 function sharedReader(cb: ReadCallback): (n: number) => boolean {
   return (n: number): boolean => {
-    cb(SHARED_READ_BUFFER.subarray(0, n));
+    cb(viewOf(n));
     return true;
   };
 }

@@ -95,9 +95,12 @@ export interface ResponseHead extends HeadFields {
 
 export type ParseResult<T> = T | ErrorCode;
 
+/** The bytes that end a head (a Buffer: a string needle is encoded again on every search). */
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+
 /** Position just past the CRLF CRLF ending a head in `buf`, or -1. `from` lets a caller resume. */
 export function findHeadEnd(buf: Buffer, from: number): number {
-  const i = buf.indexOf('\r\n\r\n', from > 3 ? from - 3 : 0, 'latin1');
+  const i = buf.indexOf(HEAD_END, from > 3 ? from - 3 : 0);
   return i === -1 ? -1 : i + 4;
 }
 

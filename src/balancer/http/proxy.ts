@@ -565,7 +565,8 @@ class Exchange implements UpstreamOwner {
       clientPort: this.client.port,
       host: this.head.hostname,
       hashKey: backend.config.balance === 'hash' ? hashKeyOf(backend, this.head) : undefined,
-      now: performance.now(),
+      // the first dispatch follows the head's arrival at once: its time is the exchange's start
+      now: this.attempts === 0 ? this.t0 : performance.now(),
       exclude: this.tried ?? undefined,
     };
   }
