@@ -74,6 +74,25 @@ describe('response heads', () => {
       assert.equal(parseResponseHead(t), 'CORRAL_ERR_BAD_RESPONSE', JSON.stringify(t));
     }
   });
+
+  it('takes Content-Length as 1 to 15 digits and nothing else', () => {
+    assert.equal(res('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n').contentLength, 0);
+    assert.equal(res('HTTP/1.1 200 OK\r\nContent-Length:  007 \r\n\r\n').contentLength, 7);
+    assert.equal(res('HTTP/1.1 200 OK\r\nContent-Length: 999999999999999\r\n\r\n').contentLength, 999999999999999);
+    for (const v of ['', '1a', '+1', '-1', '1 2', '0x10', '1.0', '1e3', '1234567890123456', '\u0661']) {
+      assert.equal(parseResponseHead(`HTTP/1.1 200 OK\r\nContent-Length: ${v}\r\n\r\n`), 'CORRAL_ERR_BAD_RESPONSE', JSON.stringify(v));
+      assert.equal(parseRequestHead(`POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ${v}\r\n\r\n`), 'CORRAL_ERR_AMBIGUOUS_LENGTH', JSON.stringify(v));
+    }
+  });
+  it('reads the Connection values keep-alive and close in any case', () => {
+    for (const [v, close] of [['keep-alive', false], ['Keep-Alive', false], ['close', true], ['CLOSE', true], ['keep-alive, close', true], ['Keep-Alive,x-a', false]] as const) {
+      const r = res(`HTTP/1.1 200 OK\r\nConnection: ${v}\r\nX-A: 1\r\n\r\n`);
+      assert.equal(r.close, close, v);
+      assert.equal(r.connectionTokens.includes('keep-alive'), v.toLowerCase().includes('keep-alive'), v);
+      assert.equal(r.special.length, v.includes('x-a') ? 2 : 1, v);
+    }
+    assert.equal(res('HTTP/1.0 200 OK\r\nConnection: KEEP-ALIVE\r\n\r\n').close, false);
+  });
 });
 
 describe('header line scanning', () => {

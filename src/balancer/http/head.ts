@@ -21,8 +21,6 @@ const HOP_BY_HOP = new Set(['connection', 'proxy-connection', 'keep-alive', 'te'
 // than the rest of the parse.
 const TCHAR = new Uint8Array(128);
 for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TCHAR[c.charCodeAt(0)] = 1;
-// RFC 9112 §3: request-line = method SP request-target SP HTTP-version
-const CONTENT_LENGTH = /^\d{1,15}$/;
 // RFC 9112 §3.2 / RFC 3986 §3.2.2: uri-host [ ":" port ]
 const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::\d{0,5})?$/;
 
@@ -288,8 +286,8 @@ class Fields {
         switch (name) {
           case Name.ContentLength:
             clCount++;
-            if (!CONTENT_LENGTH.test(value)) return 'CORRAL_ERR_AMBIGUOUS_LENGTH';
-            this.contentLength = Number(value);
+            this.contentLength = contentLengthOf(value);
+            if (this.contentLength === -1) return 'CORRAL_ERR_AMBIGUOUS_LENGTH';
             break;
           case Name.TransferEncoding:
             this.hasTransferEncoding = true;
@@ -322,7 +320,9 @@ class Fields {
       else if (chunkedAt !== -1) return 'CORRAL_ERR_AMBIGUOUS_LENGTH';
       else this.closeDelimited = true;
     }
-    if (connection !== '') {
+    if (connection.length === 10 && lowerEq(connection, 0, 'keep-alive')) this.connectionTokens = KEEP_ALIVE_TOKENS;
+    else if (connection.length === 5 && lowerEq(connection, 0, 'close')) this.connectionTokens = CLOSE_TOKENS;
+    else if (connection !== '') {
       const tokens: string[] = [];
       for (const token of connection.split(',')) {
         const t = token.trim().toLowerCase();
@@ -379,6 +379,22 @@ class Fields {
 }
 
 const NO_TOKENS: string[] = [];
+// The two Connection values nearly every message carries, without a split per message (never mutated).
+const KEEP_ALIVE_TOKENS: string[] = ['keep-alive'];
+const CLOSE_TOKENS: string[] = ['close'];
+
+/** RFC 9110 §8.6: Content-Length = 1*DIGIT (up to 15 digits here: below 2^53); -1 when invalid. */
+function contentLengthOf(value: string): number {
+  const n = value.length;
+  if (n === 0 || n > 15) return -1;
+  let v = 0;
+  for (let i = 0; i < n; i++) {
+    const d = value.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
+  }
+  return v;
+}
 
 class Request extends Fields implements RequestHead {
   method = '';
