@@ -381,3 +381,47 @@ describe('http proxy: queue and timeouts', () => {
     }
   });
 });
+
+describe('http proxy: response heads as forwarded', () => {
+  let response = '';
+  let raw: { port: number; close(): Promise<void> };
+  let farm: Farm;
+  before(async () => {
+    raw = await startRawServer((s) => {
+      let got = '';
+      s.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+        if (got.includes('\r\n\r\n')) s.write(response);
+      });
+    });
+    farm = await startNode(httpFarmYaml([raw.port]));
+  });
+  after(async () => {
+    await farm.close();
+    await raw.close();
+  });
+
+  it('keeps every line but the hop-by-hop ones, in order, byte for byte', async () => {
+    const fc = (await import('fast-check')).default;
+    const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);
+    const line = fc.record({
+      name: fc.constantFrom('X-A', 'x-bee', 'Content-Type', 'Keep-Alive', 'Proxy-Connection', 'TE', 'Trailer', 'Upgrade', 'Server', 'Connection'),
+      value: fc.stringMatching(/^[A-Za-z0-9=;,/ -]{0,20}$/).map((v) => v.trim()),
+    });
+    const connectionValue = fc.constantFrom('keep-alive', 'Keep-Alive', 'close', 'x-a', 'keep-alive, X-Bee', 'CLOSE');
+    await fc.assert(
+      fc.asyncProperty(fc.boolean(), fc.array(line, { maxLength: 8 }), connectionValue, fc.stringMatching(/^[a-z]{0,40}$/), async (http10, lines, conn, body) => {
+        const fields = lines.map((l) => ({ name: l.name, value: l.name === 'Connection' ? conn : l.value }));
+        const named = new Set(fields.filter((f) => f.name === 'Connection').flatMap((f) => f.value.split(',').map((t) => t.trim().toLowerCase())));
+        const status = http10 ? 'HTTP/1.0 200 OK' : 'HTTP/1.1 200 OK';
+        const text = (f: { name: string; value: string }): string => `${f.name}: ${f.value}\r\n`;
+        response = `${status}\r\nContent-Length: ${body.length}\r\n${fields.map(text).join('')}\r\n${body}`;
+        const kept = fields.filter((f) => !HOP.has(f.name.toLowerCase()) && !named.has(f.name.toLowerCase()));
+        const want = `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n${kept.map(text).join('')}Connection: close\r\n\r\n${body}`;
+        const got = await rawExchange(farm.port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+        assert.equal(got, want);
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
