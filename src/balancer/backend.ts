@@ -257,11 +257,10 @@ export class RuntimeBackend implements BackendView {
    * null. `safeOnly` limits reuse to connections idle for a short time.
    */
   takeIdle(server: RuntimeServer, safeOnly: boolean): UpstreamConnection | null {
-    const now = performance.now();
     while (server.idle.length > 0) {
       const conn = server.idle.pop() as UpstreamConnection;
       if (conn.socket.destroyed) continue;
-      if (safeOnly && now - conn.idleSince > UNSAFE_REUSE_MAX_IDLE_MS) {
+      if (safeOnly && performance.now() - conn.idleSince > UNSAFE_REUSE_MAX_IDLE_MS) {
         server.idle.push(conn);
         return null;
       }
