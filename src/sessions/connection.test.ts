@@ -187,6 +187,48 @@ describe('client send window', () => {
     }
   });
 
+  it('an open stream does not hold the window: a request behind it is sent and answered', async () => {
+    const s = await server();
+    const c = await SecureConnection.connect('127.0.0.1', s.port, opts);
+    c.sendWindow = 1;
+    const srv = await s.conn;
+    // ALL gets items but no END (the stream stays open); GETs are answered
+    srv.on('message', (m) => (m.t === T.ALL ? srv.reply(m, msg(T.R_ITEM, { k: 'i' })) : srv.reply(m, msg(T.R_GET, { v: m.k }))));
+    const items: string[] = [];
+    try {
+      void c.request(msg(T.ALL), 60_000, { item: (m) => items.push(m.k) }).catch(() => undefined);
+      await until(() => items.length === 1, 2000, 'first stream item');
+      assert.equal((await c.request(msg(T.GET, { k: 'after' }), 3000)).v, 'after');
+    } finally {
+      c.close();
+      srv.close();
+      s.close();
+    }
+  });
+
+  it('a request that times out while held is never sent', async () => {
+    const s = await server();
+    const c = await SecureConnection.connect('127.0.0.1', s.port, opts);
+    c.sendWindow = 1;
+    const srv = await s.conn;
+    const msgs = new Map<string, Msg>();
+    srv.on('message', (m) => (m.k === 'first' ? msgs.set(m.k, m) : srv.reply(m, msg(T.R_GET, { v: m.k }))));
+    try {
+      const first = c.request(msg(T.GET, { k: 'first' }), 5000);
+      await until(() => s.seen.length === 1, 2000, 'first on the wire');
+      const held = await c.request(msg(T.GET, { k: 'held' }), 100).catch((e: unknown) => e);
+      assert.ok(held instanceof SessionError && held.code === 'CORRAL_ERR_SESSION_TIMEOUT');
+      srv.reply(msgs.get('first') as Msg, msg(T.R_GET, { v: 'F' }));
+      assert.equal((await first).v, 'F');
+      assert.equal((await c.request(msg(T.GET, { k: 'next' }), 3000)).v, 'next');
+      assert.deepEqual(s.seen, ['first', 'next']);
+    } finally {
+      c.close();
+      srv.close();
+      s.close();
+    }
+  });
+
   it('a request that times out reopens the window: what waited behind it is sent and answered', async () => {
     const s = await server();
     const c = await SecureConnection.connect('127.0.0.1', s.port, opts);

@@ -156,7 +156,8 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
   /**
    * A client's send window: while this many requests are on the wire
    * unanswered, new ones wait in the queue and leave together once an answer
-   * arrives (0: no window, every tick flushes). Under load this turns many
+   * arrives or one of them times out (0: no window, every tick flushes).
+   * Streams and requests without a deadline are not counted. Under load this turns many
    * small frames into few large ones; each frame costs a seal, an open, a
    * write, a read and usually a wake-up on both sides, far more than a
    * message. An idle connection sends at once, so light load waits for nothing.
@@ -407,7 +408,9 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
     if (this.sendWindow > 0) {
       for (const m of out) {
         const p = m.t < 128 ? this.#pending.get(m.id) : undefined;
-        if (p !== undefined && !p.sent) {
+        // A stream holds its request open while items flow, and a request without a deadline may never be
+        // answered: neither counts, or either could close the window for good.
+        if (p !== undefined && !p.sent && p.stream === undefined && p.deadline !== Infinity) {
           p.sent = true;
           this.#unanswered++;
         }
@@ -488,7 +491,9 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
     for (const [id, p] of this.#pending) {
       if (p.deadline > now) continue;
       this.#pending.delete(id);
-      this.#answered(p);
+      if (p.sent) this.#answered(p);
+      // Still held by the window: it never left and now never will (the caller may retry it elsewhere).
+      else if (this.#holding) this.#out = this.#out.filter((m) => m.id !== id || m.t >= 128);
       p.reject(new SessionError('CORRAL_ERR_SESSION_TIMEOUT', `${this.remoteId} did not answer within ${p.timeoutMs} ms`));
     }
   }
