@@ -566,7 +566,7 @@ class Exchange implements UpstreamOwner {
       host: this.head.hostname,
       hashKey: backend.config.balance === 'hash' ? hashKeyOf(backend, this.head) : undefined,
       // the first dispatch follows the head's arrival at once: its time is the exchange's start
-      now: this.attempts === 0 ? this.t0 : performance.now(),
+      now: this.attempts === 0 && !this.freeRetryUsed ? this.t0 : performance.now(),
       exclude: this.tried ?? undefined,
     };
   }
