@@ -142,7 +142,7 @@ describe('peer connection security', () => {
 });
 
 describe('client send window', () => {
-  /** A server side that answers only the requests `answer` lets through, when it lets them. */
+  /** A server side that records the key of every message it receives; tests answer by hand. */
   async function server(): Promise<{ port: number; seen: string[]; conn: Promise<SecureConnection>; close(): void }> {
     const { createServer } = await import('node:net');
     let accepted!: (c: SecureConnection) => void;
@@ -159,39 +159,49 @@ describe('client send window', () => {
     return { port: (srv.address() as { port: number }).port, seen, conn, close: () => srv.close() };
   }
 
-  it('holds requests while the window is full and sends them in one frame with the next answer', async () => {
+  /** A client connection with a window of one request, its server side, and what the server saw. */
+  async function windowed(): Promise<{ c: SecureConnection; srv: SecureConnection; seen: string[]; close(): void }> {
     const s = await server();
     const c = await SecureConnection.connect('127.0.0.1', s.port, opts);
     c.sendWindow = 1;
-    const writes = tap(c);
     const srv = await s.conn;
+    return {
+      c,
+      srv,
+      seen: s.seen,
+      close: () => {
+        c.close();
+        srv.close();
+        s.close();
+      },
+    };
+  }
+
+  it('holds requests while the window is full and sends them in one frame with the next answer', async () => {
+    const { c, srv, seen, close } = await windowed();
+    const writes = tap(c);
     const msgs = new Map<string, Msg>();
     srv.on('message', (m) => msgs.set(m.k, m));
     try {
       const a = c.request(msg(T.GET, { k: 'a' }), 5000);
-      await until(() => s.seen.length === 1, 2000, 'a on the wire');
+      await until(() => seen.length === 1, 2000, 'a on the wire');
       const rest = ['b', 'c', 'd', 'e'].map((k) => c.request(msg(T.GET, { k }), 5000));
       await new Promise((r) => setTimeout(r, 30));
       assert.equal(writes.length, 1, 'b..e wait while a is unanswered');
-      assert.deepEqual(s.seen, ['a']);
+      assert.deepEqual(seen, ['a']);
       srv.reply(msgs.get('a') as Msg, msg(T.R_GET, { v: 'A' }));
       assert.equal((await a).v, 'A');
-      await until(() => s.seen.length === 5, 2000, 'b..e on the wire');
+      await until(() => seen.length === 5, 2000, 'b..e on the wire');
       assert.equal(writes.length, 2, 'b..e leave in one frame');
       for (const k of ['b', 'c', 'd', 'e']) srv.reply(msgs.get(k) as Msg, msg(T.R_GET, { v: k.toUpperCase() }));
       assert.deepEqual((await Promise.all(rest)).map((r) => r.v), ['B', 'C', 'D', 'E']);
     } finally {
-      c.close();
-      srv.close();
-      s.close();
+      close();
     }
   });
 
   it('an open stream does not hold the window: a request behind it is sent and answered', async () => {
-    const s = await server();
-    const c = await SecureConnection.connect('127.0.0.1', s.port, opts);
-    c.sendWindow = 1;
-    const srv = await s.conn;
+    const { c, srv, close } = await windowed();
     // ALL gets items but no END (the stream stays open); GETs are answered
     srv.on('message', (m) => (m.t === T.ALL ? srv.reply(m, msg(T.R_ITEM, { k: 'i' })) : srv.reply(m, msg(T.R_GET, { v: m.k }))));
     const items: string[] = [];
@@ -200,53 +210,41 @@ describe('client send window', () => {
       await until(() => items.length === 1, 2000, 'first stream item');
       assert.equal((await c.request(msg(T.GET, { k: 'after' }), 3000)).v, 'after');
     } finally {
-      c.close();
-      srv.close();
-      s.close();
+      close();
     }
   });
 
   it('a request that times out while held is never sent', async () => {
-    const s = await server();
-    const c = await SecureConnection.connect('127.0.0.1', s.port, opts);
-    c.sendWindow = 1;
-    const srv = await s.conn;
+    const { c, srv, seen, close } = await windowed();
     const msgs = new Map<string, Msg>();
     srv.on('message', (m) => (m.k === 'first' ? msgs.set(m.k, m) : srv.reply(m, msg(T.R_GET, { v: m.k }))));
     try {
       const first = c.request(msg(T.GET, { k: 'first' }), 5000);
-      await until(() => s.seen.length === 1, 2000, 'first on the wire');
+      await until(() => seen.length === 1, 2000, 'first on the wire');
       const held = await c.request(msg(T.GET, { k: 'held' }), 100).catch((e: unknown) => e);
       assert.ok(held instanceof SessionError && held.code === 'CORRAL_ERR_SESSION_TIMEOUT');
       srv.reply(msgs.get('first') as Msg, msg(T.R_GET, { v: 'F' }));
       assert.equal((await first).v, 'F');
       assert.equal((await c.request(msg(T.GET, { k: 'next' }), 3000)).v, 'next');
-      assert.deepEqual(s.seen, ['first', 'next']);
+      assert.deepEqual(seen, ['first', 'next']);
     } finally {
-      c.close();
-      srv.close();
-      s.close();
+      close();
     }
   });
 
   it('a request that times out reopens the window: what waited behind it is sent and answered', async () => {
-    const s = await server();
-    const c = await SecureConnection.connect('127.0.0.1', s.port, opts);
-    c.sendWindow = 1;
-    const srv = await s.conn;
+    const { c, srv, seen, close } = await windowed();
     srv.on('message', (m) => m.k !== 'lost' && srv.reply(m, msg(T.R_GET, { v: m.k })));
     try {
       const lost = c.request(msg(T.GET, { k: 'lost' }), 150).catch((e: unknown) => e);
-      await until(() => s.seen.length === 1, 2000, 'first request on the wire');
+      await until(() => seen.length === 1, 2000, 'first request on the wire');
       const next = c.request(msg(T.GET, { k: 'next' }), 5000);
       const err = await lost;
       assert.ok(err instanceof SessionError && err.code === 'CORRAL_ERR_SESSION_TIMEOUT');
       assert.equal((await next).v, 'next');
-      assert.deepEqual(s.seen, ['lost', 'next']);
+      assert.deepEqual(seen, ['lost', 'next']);
     } finally {
-      c.close();
-      srv.close();
-      s.close();
+      close();
     }
   });
 });
