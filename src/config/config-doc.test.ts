@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { formatProblem, parseConfig } from './loader.js';
+import { parseConfig } from './loader.js';
+import { formatProblem } from './problem.js';
 import { configSchema } from './schema.js';
 
 // Keeps the examples of docs/config.md true. Compiled to dist/src/config/.

@@ -4,7 +4,8 @@
  * Imports nothing else of Corral.
  */
 export type * from './types.js';
-export { parseConfig, loadConfigFile, formatProblem } from './loader.js';
+export { parseConfig, loadConfigFile } from './loader.js';
+export { formatProblem } from './problem.js';
 export { parseDuration, formatDuration } from './duration.js';
 export {
   parseAddress,

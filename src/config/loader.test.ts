@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatProblem, loadConfigFile, parseConfig } from './loader.js';
+import { loadConfigFile, parseConfig } from './loader.js';
+import { formatProblem } from './problem.js';
 import type { BackendConfig, CorralConfig, FrontendConfig } from './types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'corral-config-'));

@@ -9,8 +9,6 @@ import { configSchema } from './schema.js';
 import { didYouMean } from './suggest.js';
 import { formatProblem } from './problem.js';
 import type { ConfigProblem, LoadResult } from './types.js';
-
-export { formatProblem };
 import { describe } from './values.js';
 
 /**
