@@ -374,7 +374,6 @@ export class RuntimeBackend implements BackendView {
     this.live.add(conn);
   }
 
-
   private readonly cas = new Map<string, Buffer>();
 
   /** A CA bundle, read once per generation. */

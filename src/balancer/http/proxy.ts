@@ -148,7 +148,6 @@ export class HttpFrontend {
     this.clients.add(client);
   }
 
-
   /**
    * Stops taking connections; idle keep-alive connections are closed, busy
    * ones finish their exchange and close. Resolves when every client is gone
@@ -978,10 +977,8 @@ class Exchange implements UpstreamOwner {
     this.resStarted = true;
     this.upstreamReusable = false;
     this.client.closeAfter = true;
-    let out = `HTTP/1.1 101 ${res.reason}${CRLF}${forwardedLines(res, false)}`;
     const upgrade = res.upgrade !== '' ? res.upgrade : (this.upgrade as string);
-    out += `Connection: Upgrade${CRLF}Upgrade: ${upgrade}${CRLF}`;
-    out += this.extraResponseHeaders(backend, server) + CRLF;
+    const out = headString(res, `Connection: Upgrade${CRLF}Upgrade: ${upgrade}${CRLF}${this.extraResponseHeaders(backend, server)}${CRLF}`);
     const responses = server.counters.responses;
     responses[1] = responses[1] + 1;
     const socket = this.client.socket;
@@ -1426,7 +1423,6 @@ function resumeUpstream(conn: UpstreamConnection): void {
   conn.paused = false;
   conn.socket.resume();
 }
-
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;

@@ -67,8 +67,6 @@ export class TcpFrontend {
     this.sweep = new Sweep(sweepResolution(Math.min(opts.config.timeouts.headers, opts.config.timeouts.idle)), this.clients, (t) => t.onTimeout());
   }
 
-
-
   /**
    * Listens on `config.listen` with its own server (half-open sockets,
    * `maxConn` enforced with a logged refusal); resolves with the bound
