@@ -65,12 +65,14 @@ describe('peer store: writes answered by the replica', () => {
       const plant = (n: number, v: string): Promise<unknown> => peer.request(msg(T.PUT, { k: key, v, n1: n, n2: Date.now() + 60_000, s: 'zz-test-peer' }), 2000);
       try {
         await plant(5, 'planted');
-        // The coordinator holds version 1 and decides 2; the replica refuses; the coordinator adopts 5 and decides 6.
-        assert.equal(await c.set(key, 'mine'), 6);
-        assert.deepEqual(await c.get(key).then((e) => [e?.value, e?.version]), ['mine', 6]);
+        // Sent to both owners, the set gets versions 2 and 6: they differ, so the coordinator decides. It holds 2 and
+        // decides 3; the replica refuses (it holds 6); the coordinator adopts 6 and decides 7.
+        assert.equal(await c.set(key, 'mine'), 7);
+        assert.deepEqual(await c.get(key).then((e) => [e?.value, e?.version]), ['mine', 7]);
+        assert.deepEqual(await peer.request(msg(T.GET, { k: key, f: F.RAW | F.FORWARDED }), 2000).then((r) => [r.v, r.n1]), ['mine', 7]);
         await plant(10, 'planted again');
         // A compare-and-set against the version the coordinator held loses to the replica's newer record.
-        assert.deepEqual(await c.setIfVersion(key, 'late', 6), { ok: false, version: 10 });
+        assert.deepEqual(await c.setIfVersion(key, 'late', 7), { ok: false, version: 10 });
         assert.deepEqual(await c.setIfVersion(key, 'on time', 10), { ok: true, version: 11 });
         assert.equal((await c.get(key))?.value, 'on time');
       } finally {
@@ -113,7 +115,7 @@ describe('peer store: writes answered by the replica', () => {
     }
   });
 
-  it('counts direct writes as sets, replicated writes and destroys', async () => {
+  it('counts each set once (sent to both owners) and each destroy once (a direct write, also counted as replicated)', async () => {
     const cluster = await startCluster(3);
     const c = cluster.client();
     try {
@@ -123,11 +125,12 @@ describe('peer store: writes answered by the replica', () => {
       await Promise.all(keys.slice(0, 30).map((k) => c.destroy(k)));
       await until(async () => {
         const s = [...(await c.nodeStats()).values()];
-        return s.every((x) => x.replication?.inflight === 0) && s.reduce((n, x) => n + (x.replication?.replicated ?? 0), 0) >= 330;
+        return s.every((x) => x.replication?.inflight === 0) && s.reduce((n, x) => n + (x.replication?.replicated ?? 0), 0) >= 30;
       }, 3000, 'every direct write acknowledged');
       const s = [...(await c.nodeStats()).values()];
       assert.equal(s.reduce((n, x) => n + x.sets, 0), 300);
       assert.equal(s.reduce((n, x) => n + x.destroys, 0), 30);
+      assert.equal(s.reduce((n, x) => n + (x.replication?.replicated ?? 0), 0), 30);
     } finally {
       await cluster.close();
     }

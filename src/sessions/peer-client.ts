@@ -177,7 +177,42 @@ export class PeerClient implements SessionStore {
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    return this.#call(key, msg(T.SET, { k: key, v: value, f: F.DIRECT, n2: options?.ttl ?? 0 }), (r) => {
+    const ttl = options?.ttl ?? 0;
+    const owners = this.#closed ? [] : this.#ring.owners(key, this.#replicas, this.#isLive);
+    if (owners.length < 2) return this.#setOnCoordinator(key, value, ttl);
+    return new Promise<number>((resolve, reject) => {
+      let left = owners.length;
+      let version = -1;
+      let agreed = true;
+      let fatal: Error | undefined;
+      const fp = this.#ring.fingerprint(owners);
+      const answered = (err: Error | undefined, r: Msg | undefined): void => {
+        if (err !== undefined || r === undefined) agreed = false;
+        else if (r.t === T.R_ERR) {
+          agreed = false;
+          try {
+            this.#settle(r);
+          } catch (e) {
+            fatal = e as Error;
+          }
+        } else if (r.t !== T.R_OK || r.f !== 1 || (version !== -1 && r.n1 !== version)) agreed = false;
+        else version = r.n1;
+        if (--left > 0) return;
+        if (fatal !== undefined) return reject(fatal);
+        if (agreed) {
+          this.#c.sets++;
+          return resolve(version);
+        }
+        // An owner refused, failed or assigned another version (two writes crossed): the coordinator decides.
+        this.#setOnCoordinator(key, value, ttl).then(resolve, reject);
+      };
+      for (const o of owners) this.#links.call(o, msg(T.SETALL, { k: key, v: value, n1: fp, n2: ttl }), this.#timeout, answered);
+    });
+  }
+
+  /** A set decided by the key's first live owner, which replicates it before the answer. */
+  #setOnCoordinator(key: string, value: string, ttl: number): Promise<number> {
+    return this.#call(key, msg(T.SET, { k: key, v: value, f: F.DIRECT, n2: ttl }), (r) => {
       this.#c.sets++;
       return r.n1;
     });

@@ -21,6 +21,10 @@
  * client itself: the client is never answered before both owners hold the
  * write.
  *
+ * A plain set with two or more live owners normally takes none of these
+ * paths: the client sends it to every owner itself (SETALL) and each owner
+ * assigns its next version. See #setAll.
+ *
  * Conflicts: a record is (value | tombstone, version, expiresAt, origin);
  * the higher version wins, the origin breaks ties, equal records keep the
  * later expiry. A destroy writes a tombstone with the next version, kept at
@@ -354,6 +358,9 @@ export class PeerNode {
         if ((m.f & F.DIRECT) !== 0 && this.#writeDirect(conn, m)) return;
         this.#clientOp(conn, m).catch((err: Error) => this.#fail(conn, m, err));
         return;
+      case T.SETALL:
+        this.#setAll(conn, m);
+        return;
       case T.TOUCH:
         this.#clientOp(conn, m).catch((err: Error) => this.#fail(conn, m, err));
         return;
@@ -596,6 +603,36 @@ export class PeerNode {
       links.fail(o, err as Error);
       return false;
     }
+  }
+
+  /**
+   * A plain set the client sent to every owner itself. This node takes it
+   * only when it sees exactly the owners the client chose and has nothing to
+   * repair; it then assigns its next version, as every other owner does for
+   * the same write. Owners that held the same record assign the same
+   * version; the client compares the answers and takes the coordinator path
+   * when they differ (two writes of the key crossed) or any owner refused.
+   */
+  #setAll(conn: SecureConnection, m: Msg): void {
+    const owners = this.#owners(m.k);
+    if (!this.#ready || this.#pulls > 0 || this.#gained || m.n1 !== this.#ring.fingerprint(owners)) {
+      conn.reply(m, msg(T.R_OK, { f: 0 }));
+      return;
+    }
+    const value = m.v ?? '';
+    // a UTF-16 code unit is at most 3 UTF-8 bytes: count bytes only for long values
+    if (value.length * 3 > this.#maxValueBytes && Buffer.byteLength(value) > this.#maxValueBytes) {
+      this.#fail(conn, m, new SessionError('CORRAL_ERR_SESSION_TOO_LARGE', `session value over the limit of ${this.#maxValueBytes} bytes; nothing stored`));
+      return;
+    }
+    const cur = this.#table.get(m.k);
+    // The origin is the first owner, as on the coordinator path: both owners end with the same record.
+    const rec: Rec = { v: value, n: (cur?.n ?? 0) + 1, e: Date.now() + (m.n2 > 0 ? m.n2 : this.#ttl), o: owners[0] as string };
+    this.#store(m.k, rec);
+    if (this.#joining.size > 0) this.#sendToJoining(m.k, rec);
+    // counted once per write, by its first owner (as the coordinator counts it on the other paths)
+    if (owners[0] === this.#self) this.#c.sets++;
+    conn.reply(m, msg(T.R_OK, { f: 1, n1: rec.n }));
   }
 
   /**
@@ -1037,7 +1074,8 @@ export class PeerNode {
       if (r.v === null) tombstones++;
       else sessions++;
     }
-    const handoff: HandoffStats = { ...this.#handoff };
+    // Pulls from a peer that came back are part of re-converging too: while they run, writes take the coordinator path.
+    const handoff: HandoffStats = { ...this.#handoff, running: this.#handoff.running || this.#pulls > 0 || this.#gained };
     return {
       store: 'peer',
       node: this.#self,

@@ -28,6 +28,8 @@ export class HashRing {
   readonly members: readonly string[];
   readonly #points: Uint32Array;
   readonly #owner: number[];
+  /** Two independent hashes of each member id, for fingerprint(). */
+  readonly #idHash = new Map<string, readonly [number, number]>();
   /** Scratch for owners(); the walk is synchronous, so one per ring suffices. */
   readonly #seen: Uint8Array;
 
@@ -41,6 +43,26 @@ export class HashRing {
     this.#points = Uint32Array.from(pts.map((p) => p[0]));
     this.#owner = pts.map((p) => p[1]);
     this.#seen = new Uint8Array(this.members.length);
+    for (const m of this.members) this.#idHash.set(m, [hash32(m), hash32(`${m}\u0000fingerprint`)]);
+  }
+
+  /**
+   * A 53-bit fingerprint of an ordered list of members (an owner list), so
+   * two parties can check that they chose the same owners without sending
+   * the ids. -1 when a member is not on this ring.
+   */
+  fingerprint(ids: readonly string[]): number {
+    let a = 0x811c9dc5;
+    let b = 0x01000193;
+    for (const id of ids) {
+      const h = this.#idHash.get(id);
+      if (h === undefined) return -1;
+      a = Math.imul(a ^ h[0], 0x9e3779b1);
+      b = Math.imul(b ^ h[1], 0x85ebca6b);
+      a ^= a >>> 15;
+      b ^= b >>> 13;
+    }
+    return (a >>> 11) * 0x100000000 + (b >>> 0);
   }
 
   /** The first `count` distinct members (passing `live`) clockwise from the key. */

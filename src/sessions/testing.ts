@@ -3,6 +3,9 @@
  */
 import { PeerClient, type PeerClientOptions } from './peer-client.js';
 import { PeerNode, type PeerNodeOptions } from './peer-node.js';
+import { SecureConnection } from './connection.js';
+import { splitId } from './membership.js';
+import { F, msg, T, type Msg } from './wire.js';
 
 export const TEST_KEY = 'test-cluster-key-0123456789';
 
@@ -183,4 +186,21 @@ export async function startPeerProcesses(n: number, options: { replicas?: number
       );
     },
   };
+}
+
+/** Reads the raw record a node holds (as another node would for read repair). */
+export async function rawRecords(ids: readonly string[], key: string): Promise<Map<string, [string | null, number, string] | undefined>> {
+  const out = new Map<string, [string | null, number, string] | undefined>();
+  for (const id of ids) {
+    const { host, port } = splitId(id);
+    const peer = await SecureConnection.connect(host, port, { key: TEST_KEY, id: 'zz-inspector', role: 'peer' });
+    peer.start();
+    try {
+      const r: Msg = await peer.request(msg(T.GET, { k: key, f: F.RAW | F.FORWARDED }), 2000);
+      out.set(id, (r.f & F.FOUND) === 0 ? undefined : [r.v, r.n1, r.s]);
+    } finally {
+      peer.close();
+    }
+  }
+  return out;
 }

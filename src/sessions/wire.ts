@@ -16,6 +16,9 @@ export const T = {
   CLEAR: 6,
   STATS: 7,
   DUMP: 8, // streamed keys held by this node (tests, operators)
+  // a plain set the client sends to every owner itself: k, v, n2 = ttl, n1 = the fingerprint of the owners it chose (HashRing.fingerprint);
+  // answered R_OK f=1 n1 = the version this owner assigned, or R_OK f=0: not taken here (the client takes the coordinator path)
+  SETALL: 9,
   // between nodes
   PUT: 20, // replicate one record: v (null: tombstone), n1 version, n2 expiresAt, s origin
   REC: 21, // one-way record (hand-off, catch-up of a joining node)

@@ -1,0 +1,50 @@
+/**
+ * Plain sets sent by the client to every owner (SETALL): each owner assigns
+ * its next version, and the client takes the coordinator path whenever the
+ * owners refuse or disagree.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { HashRing } from './ring.js';
+import { converged, rawRecords, startCluster, until } from './testing.js';
+
+const replicated = async (c: { nodeStats(): Promise<Map<string, { replication?: { replicated: number } }>> }): Promise<number> =>
+  [...(await c.nodeStats()).values()].reduce((n, s) => n + (s.replication?.replicated ?? 0), 0);
+
+describe('peer store: sets sent to every owner', () => {
+  it('both owners assign the same version and hold the same record; no node replicates anything', async () => {
+    const cluster = await startCluster(3);
+    const c = cluster.client();
+    try {
+      await converged(c, cluster.ids);
+      const ring = new HashRing(cluster.ids);
+      const key = 'fan-1';
+      const owners = ring.owners(key, 2);
+      assert.equal(await c.set(key, 'one'), 1);
+      assert.equal(await c.set(key, 'two'), 2);
+      const recs = await rawRecords(cluster.ids, key);
+      for (const id of cluster.ids) assert.deepEqual(recs.get(id), owners.includes(id) ? ['two', 2, owners[0]] : undefined, id);
+      assert.equal(await replicated(c), 0);
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it('owners that see other owners than the client refuse, and the coordinator writes the key where the nodes place it', async () => {
+    const cluster = await startCluster(3, { replicas: 2 });
+    // A client that believes in three copies sends to all three nodes; each node sees two owners and refuses.
+    const c = cluster.client({ replicas: 3 });
+    try {
+      await converged(c, cluster.ids);
+      const key = 'fan-refused';
+      assert.equal(await c.set(key, 'v'), 1);
+      const owners = new HashRing(cluster.ids).owners(key, 2);
+      const recs = await rawRecords(cluster.ids, key);
+      for (const id of cluster.ids) assert.deepEqual(recs.get(id), owners.includes(id) ? ['v', 1, owners[0]] : undefined, id);
+      // the replica acknowledges direct writes in batches: the count follows shortly after the answer
+      await until(async () => (await replicated(c)) === 1, 2000, 'the write counted as replicated by the coordinator');
+    } finally {
+      await cluster.close();
+    }
+  });
+});
