@@ -20,6 +20,7 @@ import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { deriveKey, FrameCipher, hmac, nonce, sameBytes } from './crypto.js';
 import { SessionError } from './errors.js';
+import { IdTable } from './id-table.js';
 import { decodeAll, encodeInto, sizeOf, T, WireError, type Msg } from './wire.js';
 
 const MAGIC = Buffer.from('CRS1');
@@ -48,9 +49,12 @@ export interface StreamHandler {
   item(m: Msg): void;
 }
 
+/** Per message of a flush: its encoded size, then the byte lengths of k, v and s (reused: flushes never nest). */
+let flushScratch = new Int32Array(4 * 256);
+
 interface Pending {
-  resolve(m: Msg): void;
-  reject(e: Error): void;
+  /** Called once: with the response (or a stream's END), or with the error that ended the request. */
+  done(err: Error | undefined, m: Msg | undefined): void;
   /** performance.now() after which the request fails; Infinity for none. */
   deadline: number;
   timeoutMs: number;
@@ -152,7 +156,7 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
   idSource: (() => number) | undefined;
   /** Called with a response whose request is not pending on this connection. */
   onStray: ((m: Msg) => void) | undefined;
-  readonly #pending = new Map<number, Pending>();
+  readonly #pending = new IdTable<Pending>();
   /**
    * A client's send window: while this many requests are on the wire
    * unanswered, new ones wait in the queue and leave together once an answer
@@ -357,7 +361,7 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
     }
     this.#pending.delete(m.id);
     this.#answered(p);
-    p.resolve(m);
+    p.done(undefined, m);
   }
 
   /** Resolves the pending request `m` answers; false when none is pending here. */
@@ -366,7 +370,7 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
     if (p === undefined || (m.t === T.R_ITEM && p.stream !== undefined)) return false;
     this.#pending.delete(m.id);
     this.#answered(p);
-    p.resolve(m);
+    p.done(undefined, m);
     return true;
   }
 
@@ -418,22 +422,18 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
     }
     wireCounters.flushes++;
     wireCounters.messages += out.length;
-    const lens: number[][] = [];
-    const sizes: number[] = [];
-    for (const m of out) {
-      const l: number[] = [];
-      sizes.push(sizeOf(m, l));
-      lens.push(l);
-    }
+    if (flushScratch.length < out.length * 4) flushScratch = new Int32Array(out.length * 8);
+    const sc = flushScratch;
+    for (let x = 0; x < out.length; x++) sc[x * 4] = sizeOf(out[x] as Msg, sc, x * 4 + 1);
     const frames: Buffer[] = [];
     let i = 0;
     while (i < out.length) {
-      let total = sizes[i] as number;
+      let total = sc[i * 4] as number;
       let j = i + 1;
-      while (j < out.length && total + (sizes[j] as number) <= BATCH) total += sizes[j++] as number;
+      while (j < out.length && total + (sc[j * 4] as number) <= BATCH) total += sc[4 * j++] as number;
       const plain = Buffer.allocUnsafe(total);
       let off = 0;
-      for (let x = i; x < j; x++) off = encodeInto(out[x] as Msg, lens[x] as number[], plain, off);
+      for (let x = i; x < j; x++) off = encodeInto(out[x] as Msg, sc, x * 4 + 1, plain, off);
       frames.push(this.#tx.sealFrame(plain));
       wireCounters.frames++;
       i = j;
@@ -449,23 +449,17 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
 
   /** Sends a request and resolves with its response (or the END of a stream); rejects on timeout or close. */
   request(m: Msg, timeoutMs: number, stream?: StreamHandler): Promise<Msg> {
-    return new Promise<Msg>((resolve, reject) => this.#register(m, timeoutMs, stream, resolve, reject));
+    return new Promise<Msg>((resolve, reject) => this.#register(m, timeoutMs, stream, (err, r) => (err !== undefined ? reject(err) : resolve(r as Msg))));
   }
 
-  /** `request` with a callback instead of a promise (the client's common path: one promise per call, not three). */
+  /** `request` with a callback instead of a promise (the client's common path: no promise at all here). */
   call(m: Msg, timeoutMs: number, cb: (err: Error | undefined, r: Msg | undefined) => void): void {
-    this.#register(
-      m,
-      timeoutMs,
-      undefined,
-      (r) => cb(undefined, r),
-      (e) => cb(e, undefined),
-    );
+    this.#register(m, timeoutMs, undefined, cb);
   }
 
-  #register(m: Msg, timeoutMs: number, stream: StreamHandler | undefined, resolve: (m: Msg) => void, reject: (e: Error) => void): void {
+  #register(m: Msg, timeoutMs: number, stream: StreamHandler | undefined, done: (err: Error | undefined, r: Msg | undefined) => void): void {
     if (this.#closed) {
-      reject(this.#closeError instanceof SessionError ? this.#closeError : new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', `connection to ${this.remoteId} is closed`));
+      done(this.#closeError instanceof SessionError ? this.#closeError : new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', `connection to ${this.remoteId} is closed`), undefined);
       return;
     }
     this.start();
@@ -477,7 +471,7 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
     }
     m.id = id;
     const finite = timeoutMs > 0 && Number.isFinite(timeoutMs);
-    this.#pending.set(id, { resolve, reject, deadline: finite ? performance.now() + timeoutMs : Infinity, timeoutMs, stream, sent: false });
+    this.#pending.set(id, { done, deadline: finite ? performance.now() + timeoutMs : Infinity, timeoutMs, stream, sent: false });
     if (finite && this.#sweeper === undefined) {
       // One coarse timer per connection instead of one per request (timer churn costs more than the requests).
       this.#sweeper = setInterval(() => this.#expire(), SWEEP_MS);
@@ -488,13 +482,13 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
 
   #expire(): void {
     const now = performance.now();
-    for (const [id, p] of this.#pending) {
+    for (const [id, p] of this.#pending.entries()) {
       if (p.deadline > now) continue;
       this.#pending.delete(id);
       if (p.sent) this.#answered(p);
       // Still held by the window: it never left and now never will (the caller may retry it elsewhere).
       else if (this.#holding) this.#out = this.#out.filter((m) => m.id !== id || m.t >= 128);
-      p.reject(new SessionError('CORRAL_ERR_SESSION_TIMEOUT', `${this.remoteId} did not answer within ${p.timeoutMs} ms`));
+      p.done(new SessionError('CORRAL_ERR_SESSION_TIMEOUT', `${this.remoteId} did not answer within ${p.timeoutMs} ms`), undefined);
     }
   }
 
@@ -511,8 +505,9 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
     this.socket.destroy();
     const e = err instanceof SessionError ? err : new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', `connection to ${this.remoteId} closed${err ? `: ${err.message}` : ''}`);
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
-    for (const p of this.#pending.values()) p.reject(e);
+    const pending = this.#pending.entries();
     this.#pending.clear();
+    for (const [, p] of pending) p.done(e, undefined);
     this.emit('close', err);
   }
 }

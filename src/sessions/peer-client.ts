@@ -42,6 +42,7 @@ export class PeerClient implements SessionStore {
   readonly #connectTimeout: number;
   readonly #maxValueBytes: number;
   #closed = false;
+  readonly #scratch: string[] = [];
   readonly #c = { hits: 0, misses: 0, sets: 0, conflicts: 0, destroys: 0, evictions: 0, expired: 0, errors: 0, failovers: 0 };
   readonly membership: Membership;
 
@@ -178,8 +179,9 @@ export class PeerClient implements SessionStore {
       return Promise.reject(err as Error);
     }
     const ttl = options?.ttl ?? 0;
-    const owners = this.#closed ? [] : this.#ring.owners(key, this.#replicas, this.#isLive);
-    if (owners.length < 2) return this.#setOnCoordinator(key, value, ttl);
+    // Reused: the owners are only walked synchronously below.
+    const owners = this.#ring.owners(key, this.#replicas, this.#isLive, this.#scratch);
+    if (owners.length < 2 || this.#closed) return this.#setOnCoordinator(key, value, ttl);
     return new Promise<number>((resolve, reject) => {
       let left = owners.length;
       let version = -1;

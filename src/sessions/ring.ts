@@ -65,11 +65,14 @@ export class HashRing {
     return (a >>> 11) * 0x100000000 + (b >>> 0);
   }
 
-  /** The first `count` distinct members (passing `live`) clockwise from the key. */
-  owners(key: string, count: number, live: (id: string) => boolean = () => true): string[] {
-    const out: string[] = [];
+  /** The first `count` distinct members (passing `live`) clockwise from the key; into `out` when given (emptied first). */
+  owners(key: string, count: number, live: (id: string) => boolean = () => true, out: string[] = []): string[] {
+    let found = 0;
     const n = this.#points.length;
-    if (n === 0) return out;
+    if (n === 0) {
+      out.length = 0;
+      return out;
+    }
     const h = hash32(key);
     // first point ≥ h
     let lo = 0;
@@ -82,14 +85,16 @@ export class HashRing {
     const seen = this.#seen;
     seen.fill(0);
     let distinct = 0;
-    for (let i = 0; i < n && out.length < count && distinct < this.members.length; i++) {
+    for (let i = 0; i < n && found < count && distinct < this.members.length; i++) {
       const idx = this.#owner[(lo + i) % n] as number;
       if (seen[idx] === 1) continue;
       seen[idx] = 1;
       distinct++;
       const id = this.members[idx] as string;
-      if (live(id)) out.push(id);
+      // indexed stores, not push after a truncation: a reused array keeps its backing store
+      if (live(id)) out[found++] = id;
     }
+    if (out.length !== found) out.length = found;
     return out;
   }
 }

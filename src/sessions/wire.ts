@@ -72,21 +72,21 @@ export function msg(t: number, fields: Partial<Msg> = {}): Msg {
   return { t, f: fields.f ?? 0, id: fields.id ?? 0, n1: fields.n1 ?? 0, n2: fields.n2 ?? 0, k: fields.k ?? '', v: fields.v ?? null, s: fields.s ?? '' };
 }
 
-/** Encoded size; also fills the byte lengths of k, v and s into `lens` for the encoder. */
-export function sizeOf(m: Msg, lens: number[]): number {
+/** Encoded size; also stores the byte lengths of k, v and s at `lens[at]`, `lens[at + 1]`, `lens[at + 2]` for the encoder. */
+export function sizeOf(m: Msg, lens: Int32Array, at: number): number {
   const kl = m.k.length === 0 ? 0 : Buffer.byteLength(m.k);
   const vl = m.v === null || m.v.length === 0 ? 0 : Buffer.byteLength(m.v);
   const sl = m.s.length === 0 ? 0 : Buffer.byteLength(m.s);
-  lens[0] = kl;
-  lens[1] = vl;
-  lens[2] = sl;
+  lens[at] = kl;
+  lens[at + 1] = vl;
+  lens[at + 2] = sl;
   return HEADER + kl + vl + sl;
 }
 
-export function encodeInto(m: Msg, lens: readonly number[], buf: Buffer, off: number): number {
-  const kl = lens[0] ?? 0;
-  const vl = lens[1] ?? 0;
-  const sl = lens[2] ?? 0;
+export function encodeInto(m: Msg, lens: Int32Array, at: number, buf: Buffer, off: number): number {
+  const kl = lens[at] ?? 0;
+  const vl = lens[at + 1] ?? 0;
+  const sl = lens[at + 2] ?? 0;
   buf[off] = m.t;
   buf[off + 1] = m.f;
   buf.writeUInt32BE(m.id >>> 0, off + 2);
@@ -103,9 +103,9 @@ export function encodeInto(m: Msg, lens: readonly number[], buf: Buffer, off: nu
 }
 
 export function encode(m: Msg): Buffer {
-  const lens: number[] = [];
-  const buf = Buffer.allocUnsafe(sizeOf(m, lens));
-  encodeInto(m, lens, buf, 0);
+  const lens = new Int32Array(3);
+  const buf = Buffer.allocUnsafe(sizeOf(m, lens, 0));
+  encodeInto(m, lens, 0, buf, 0);
   return buf;
 }
 
