@@ -1,8 +1,9 @@
 /**
  * The client of the `peer` store (and its partition resolver, seed 001): it
  * knows every peer, computes a key's owners itself from the same hash ring
- * the nodes use, talks straight to the first live owner and, when that owner
- * fails or times out, retries the next owner within the same call.
+ * the nodes use, and talks straight to them: a plain set to every live owner
+ * at once, anything else to the first live owner, and when that owner fails
+ * or times out, to the next owner within the same call.
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
