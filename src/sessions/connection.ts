@@ -483,8 +483,8 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
   #expire(): void {
     const now = performance.now();
     for (const [id, p] of this.#pending.entries()) {
-      if (p.deadline > now) continue;
-      this.#pending.delete(id);
+      // a callback run earlier in this walk may have ended this request already
+      if (p.deadline > now || !this.#pending.delete(id)) continue;
       if (p.sent) this.#answered(p);
       // Still held by the window: it never left and now never will (the caller may retry it elsewhere).
       else if (this.#holding) this.#out = this.#out.filter((m) => m.id !== id || m.t >= 128);

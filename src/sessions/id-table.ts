@@ -18,6 +18,7 @@ export class IdTable<V> {
   }
 
   #find(id: number): number {
+    if (id === 0) return -1; // 0 marks an empty slot
     const keys = this.#keys;
     const mask = this.#mask;
     for (let i = id & mask; ; i = (i + 1) & mask) {

@@ -626,8 +626,10 @@ export class PeerNode {
       return;
     }
     const cur = this.#table.get(m.k);
-    // The origin is the first owner, as on the coordinator path: both owners end with the same record.
-    const rec: Rec = { v: value, n: (cur?.n ?? 0) + 1, e: Date.now() + (m.n2 > 0 ? m.n2 : this.#ttl), o: owners[0] as string };
+    // The origin is the writing client (its id is unique), never a node: a set that reached only some owners (its
+    // client died) must not tie with a record a node makes later at the same version, or the owners would keep
+    // different records that each take for the other's. Both owners of a completed set hold the same record.
+    const rec: Rec = { v: value, n: (cur?.n ?? 0) + 1, e: Date.now() + (m.n2 > 0 ? m.n2 : this.#ttl), o: conn.remoteId };
     this.#store(m.k, rec);
     if (this.#joining.size > 0) this.#sendToJoining(m.k, rec);
     // counted once per write, by its first owner (as the coordinator counts it on the other paths)

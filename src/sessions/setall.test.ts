@@ -6,7 +6,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HashRing } from './ring.js';
-import { converged, rawRecords, startCluster, until } from './testing.js';
+import { SecureConnection } from './connection.js';
+import { splitId } from './membership.js';
+import { converged, rawRecords, startCluster, TEST_KEY, until } from './testing.js';
+import { msg, T } from './wire.js';
 
 const replicated = async (c: { nodeStats(): Promise<Map<string, { replication?: { replicated: number } }>> }): Promise<number> =>
   [...(await c.nodeStats()).values()].reduce((n, s) => n + (s.replication?.replicated ?? 0), 0);
@@ -23,7 +26,9 @@ describe('peer store: sets sent to every owner', () => {
       assert.equal(await c.set(key, 'one'), 1);
       assert.equal(await c.set(key, 'two'), 2);
       const recs = await rawRecords(cluster.ids, key);
-      for (const id of cluster.ids) assert.deepEqual(recs.get(id), owners.includes(id) ? ['two', 2, owners[0]] : undefined, id);
+      const origin = recs.get(owners[0] as string)?.[2] ?? '';
+      assert.match(origin, /^client:/, 'the origin is the writing client');
+      for (const id of cluster.ids) assert.deepEqual(recs.get(id), owners.includes(id) ? ['two', 2, origin] : undefined, id);
       assert.equal(await replicated(c), 0);
     } finally {
       await cluster.close();
@@ -47,4 +52,35 @@ describe('peer store: sets sent to every owner', () => {
       await cluster.close();
     }
   });
+  for (const op of ['destroy', 'setIfVersion'] as const) {
+    it(`a set that reached only the second owner (its client died) does not pass for a later ${op}`, async () => {
+      const cluster = await startCluster(3);
+      const c = cluster.client();
+      try {
+        await converged(c, cluster.ids);
+        const ring = new HashRing(cluster.ids);
+        const key = `fan-ghost-${op}`;
+        const owners = ring.owners(key, 2) as [string, string];
+        assert.equal(await c.set(key, 'v0'), 1);
+        const { host, port } = splitId(owners[1]);
+        const dying = await SecureConnection.connect(host, port, { key: TEST_KEY, id: 'client:dying', role: 'client' });
+        dying.start();
+        const r = await dying.request(msg(T.SETALL, { k: key, v: 'ghost', n1: ring.fingerprint(owners) }), 2000);
+        dying.close();
+        assert.deepEqual([r.f, r.n1], [1, 2]);
+        if (op === 'destroy') await c.destroy(key);
+        else assert.equal((await c.setIfVersion(key, 'mine', 1)).ok, false, 'the ghost is version 2: a compare-and-set against 1 loses');
+        await until(async () => {
+          const recs = await rawRecords(owners, key);
+          return JSON.stringify(recs.get(owners[0])) === JSON.stringify(recs.get(owners[1]));
+        }, 2000, 'both owners holding the same record');
+        // With the first owner gone, the second answers: what it holds is what was acknowledged.
+        await cluster.nodes[cluster.ids.indexOf(owners[0])]?.close();
+        await until(() => !c.membership.isLive(owners[0]), 5000, 'first owner down');
+        assert.equal((await c.get(key))?.value, op === 'destroy' ? undefined : 'ghost');
+      } finally {
+        await cluster.close();
+      }
+    });
+  }
 });
