@@ -34,7 +34,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import { SecureConnection, wireCounters } from './connection.js';
-import { SessionError } from './errors.js';
+import { checkValue, SessionError } from './errors.js';
 import { PeerLinks, StaticMembership } from './links.js';
 import { joinId, splitId, type Membership } from './membership.js';
 import { HashRing } from './ring.js';
@@ -620,9 +620,11 @@ export class PeerNode {
       return;
     }
     const value = m.v ?? '';
-    // a UTF-16 code unit is at most 3 UTF-8 bytes: count bytes only for long values
-    if (value.length * 3 > this.#maxValueBytes && Buffer.byteLength(value) > this.#maxValueBytes) {
-      this.#fail(conn, m, new SessionError('CORRAL_ERR_SESSION_TOO_LARGE', `session value over the limit of ${this.#maxValueBytes} bytes; nothing stored`));
+    try {
+      // a UTF-16 code unit is at most 3 UTF-8 bytes: count bytes only for long values
+      if (value.length * 3 > this.#maxValueBytes) checkValue(value, this.#maxValueBytes);
+    } catch (err) {
+      this.#fail(conn, m, err as Error);
       return;
     }
     const cur = this.#table.get(m.k);

@@ -52,6 +52,19 @@ describe('peer store: sets sent to every owner', () => {
       await cluster.close();
     }
   });
+  it('owners refuse a value over their own limit even when the client allows it, and nothing is stored', async () => {
+    const cluster = await startCluster(3, { maxValueBytes: 100 });
+    const c = cluster.client();
+    try {
+      await converged(c, cluster.ids);
+      await assert.rejects(c.set('fan-big', 'x'.repeat(200)), { code: 'CORRAL_ERR_SESSION_TOO_LARGE' });
+      const recs = await rawRecords(cluster.ids, 'fan-big');
+      for (const id of cluster.ids) assert.equal(recs.get(id), undefined, id);
+    } finally {
+      await cluster.close();
+    }
+  });
+
   for (const op of ['destroy', 'setIfVersion'] as const) {
     it(`a set that reached only the second owner (its client died) does not pass for a later ${op}`, async () => {
       const cluster = await startCluster(3);
