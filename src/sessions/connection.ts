@@ -51,6 +51,11 @@ export interface StreamHandler {
 
 /** Per message of a flush: its encoded size, then the byte lengths of k, v and s (reused: flushes never nest). */
 let flushScratch = new Int32Array(4 * 256);
+/**
+ * Where a flush encodes a frame's messages before sealing them (reused: the seal copies, and flushes never nest).
+ * A fresh buffer per frame would be an external allocation of several KiB each time, as costly as the encoding.
+ */
+const plainScratch = Buffer.allocUnsafe(BATCH);
 
 interface Pending {
   /** Called once: with the response (or a stream's END), or with the error that ended the request. */
@@ -431,10 +436,11 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
       let total = sc[i * 4] as number;
       let j = i + 1;
       while (j < out.length && total + (sc[j * 4] as number) <= BATCH) total += sc[4 * j++] as number;
-      const plain = Buffer.allocUnsafe(total);
+      // a single message may exceed BATCH (a value up to the frame limit): it gets a buffer of its own
+      const plain = total <= BATCH ? plainScratch : Buffer.allocUnsafe(total);
       let off = 0;
       for (let x = i; x < j; x++) off = encodeInto(out[x] as Msg, sc, x * 4 + 1, plain, off);
-      frames.push(this.#tx.sealFrame(plain));
+      frames.push(this.#tx.sealFrame(plain.subarray(0, total)));
       wireCounters.frames++;
       i = j;
     }

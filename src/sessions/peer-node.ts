@@ -632,7 +632,7 @@ export class PeerNode {
     // client died) must not tie with a record a node makes later at the same version, or the owners would keep
     // different records that each take for the other's. Both owners of a completed set hold the same record.
     const rec: Rec = { v: value, n: (cur?.n ?? 0) + 1, e: Date.now() + (m.n2 > 0 ? m.n2 : this.#ttl), o: conn.remoteId };
-    this.#store(m.k, rec);
+    this.#store(m.k, rec, cur);
     if (this.#joining.size > 0) this.#sendToJoining(m.k, rec);
     // counted once per write, by its first owner (as the coordinator counts it on the other paths)
     if (owners[0] === this.#self) this.#c.sets++;
@@ -816,8 +816,8 @@ export class PeerNode {
     }
   }
 
-  #store(key: string, rec: Rec): void {
-    const old = this.#table.get(key);
+  /** `old`: the record held now, when the caller has just looked it up. */
+  #store(key: string, rec: Rec, old: Rec | undefined = this.#table.get(key)): void {
     if (old !== undefined) {
       this.#count(key, old, -1);
       // Map.set keeps an existing key's place: move it to the most recent end
