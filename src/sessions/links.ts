@@ -36,6 +36,8 @@ interface Link {
   failures: number;
   lastError: Error | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** The largest value the peer accepts, from its heartbeats (Infinity until heard). */
+  valueLimit: number;
 }
 
 export class PeerLinks {
@@ -45,6 +47,7 @@ export class PeerLinks {
   readonly #waiters = new Set<() => void>();
   #watchdog: NodeJS.Timeout | undefined;
   #closed = false;
+  #valueLimit = Infinity;
   /** Request ids unique across every connection of this set, so an answer can arrive on any of them. */
   #nextId = 1;
   readonly #ids = (): number => {
@@ -57,7 +60,7 @@ export class PeerLinks {
     this.#o = options;
     for (const id of ids) {
       const { host, port } = splitId(id);
-      this.#links.set(id, { id, host, port, conn: undefined, ready: false, settled: false, failures: 0, lastError: undefined, timer: undefined });
+      this.#links.set(id, { id, host, port, conn: undefined, ready: false, settled: false, failures: 0, lastError: undefined, timer: undefined, valueLimit: Infinity });
     }
   }
 
@@ -115,6 +118,12 @@ export class PeerLinks {
         l.lastError = undefined;
         conn.on('message', (m) => {
           if (m.t === T.HB) {
+            // 0 (a node that does not say) leaves the limit unknown
+            const limit = m.n1 > 0 ? m.n1 : Infinity;
+            if (limit !== l.valueLimit) {
+              l.valueLimit = limit;
+              this.#valueLimit = Math.min(...[...this.#links.values()].map((x) => x.valueLimit));
+            }
             const ready = (m.f & F.READY) !== 0;
             this.#settle(l);
             if (ready !== l.ready) {
@@ -161,6 +170,14 @@ export class PeerLinks {
     const hinted = this.#links.get(m.s)?.conn;
     if (hinted !== undefined && hinted !== from && hinted.settle(m)) return;
     for (const l of this.#links.values()) if (l.conn !== undefined && l.conn !== from && l.conn !== hinted && l.conn.settle(m)) return;
+  }
+
+  /**
+   * The smallest value limit (`sessions.maxValueBytes`) any peer has announced; Infinity when none has. A client
+   * checks values against it, so a set is refused before it leaves rather than stored by some owners only.
+   */
+  get valueLimit(): number {
+    return this.#valueLimit;
   }
 
   isLive(id: string): boolean {

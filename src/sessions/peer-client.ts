@@ -156,6 +156,13 @@ export class PeerClient implements SessionStore {
     throw last ?? new SessionError('CORRAL_ERR_SESSION_UNAVAILABLE', 'no owner answered');
   }
 
+  /** Against this client's limit and the smallest any node has announced: every owner must be able to take the value. */
+  #checkValue(value: string): void {
+    const limit = Math.min(this.#maxValueBytes, this.#links.valueLimit);
+    // a UTF-16 code unit is at most 3 UTF-8 bytes: count bytes only for long values
+    if (value.length * 3 > limit) checkValue(value, limit);
+  }
+
   get(key: string): Promise<SessionEntry | undefined> {
     try {
       checkKey(key);
@@ -175,7 +182,7 @@ export class PeerClient implements SessionStore {
   set(key: string, value: string, options?: SetOptions): Promise<number> {
     try {
       checkKey(key);
-      if (value.length * 3 > this.#maxValueBytes) checkValue(value, this.#maxValueBytes);
+      this.#checkValue(value);
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -224,7 +231,7 @@ export class PeerClient implements SessionStore {
   setIfVersion(key: string, value: string, expected: number, options?: SetOptions): Promise<CasResult> {
     try {
       checkKey(key);
-      if (value.length * 3 > this.#maxValueBytes) checkValue(value, this.#maxValueBytes);
+      this.#checkValue(value);
     } catch (err) {
       return Promise.reject(err as Error);
     }

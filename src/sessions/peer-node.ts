@@ -317,7 +317,7 @@ export class PeerNode {
         if (this.#closed) return conn.close();
         this.#inbound.add(conn);
         if (conn.remoteRole === 'client') this.#clients.set(conn.remoteId, conn);
-        conn.send(msg(T.HB, { f: this.#ready ? F.READY : 0 }));
+        conn.send(msg(T.HB, { f: this.#ready ? F.READY : 0, n1: this.#maxValueBytes }));
         conn.on('message', (m) => this.#dispatch(conn, m));
         conn.on('close', (err) => {
           this.#inbound.delete(conn);
@@ -342,7 +342,7 @@ export class PeerNode {
   }
 
   #heartbeat(): void {
-    const hb = msg(T.HB, { f: this.#ready ? F.READY : 0 });
+    const hb = msg(T.HB, { f: this.#ready ? F.READY : 0, n1: this.#maxValueBytes });
     for (const c of this.#inbound) c.send({ ...hb });
   }
 

@@ -52,14 +52,46 @@ describe('peer store: sets sent to every owner', () => {
       await cluster.close();
     }
   });
-  it('owners refuse a value over their own limit even when the client allows it, and nothing is stored', async () => {
+  it('an owner refuses a value over its own limit with TOO_LARGE and stores nothing', async () => {
     const cluster = await startCluster(3, { maxValueBytes: 100 });
+    try {
+      const ring = new HashRing(cluster.ids);
+      const owners = ring.owners('fan-big', 2);
+      const { host, port } = splitId(owners[0] as string);
+      const raw = await SecureConnection.connect(host, port, { key: TEST_KEY, id: 'client:raw', role: 'client' });
+      raw.start();
+      try {
+        await until(async () => (await raw.request(msg(T.SETALL, { k: 'fan-probe', v: 'x', n1: ring.fingerprint(ring.owners('fan-probe', 2)) }), 2000)).f === 1, 5000, 'the node ready');
+        const r = await raw.request(msg(T.SETALL, { k: 'fan-big', v: 'x'.repeat(200), n1: ring.fingerprint(owners) }), 2000);
+        assert.deepEqual([r.t, r.s], [T.R_ERR, 'CORRAL_ERR_SESSION_TOO_LARGE']);
+      } finally {
+        raw.close();
+      }
+      const recs = await rawRecords(cluster.ids, 'fan-big');
+      for (const id of cluster.ids) assert.equal(recs.get(id), undefined, id);
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it('with nodes of different limits, the client refuses what the smallest would, before any owner stores it', async () => {
+    // node 2 takes at most 300 bytes, the others 1,000; the client itself allows 1 MiB
+    const cluster = await startCluster(3, { maxValueBytes: 1000 }, (i) => (i === 2 ? { maxValueBytes: 300 } : {}));
     const c = cluster.client();
     try {
       await converged(c, cluster.ids);
-      await assert.rejects(c.set('fan-big', 'x'.repeat(200)), { code: 'CORRAL_ERR_SESSION_TOO_LARGE' });
-      const recs = await rawRecords(cluster.ids, 'fan-big');
-      for (const id of cluster.ids) assert.equal(recs.get(id), undefined, id);
+      const ring = new HashRing(cluster.ids);
+      const small = cluster.ids[2] as string;
+      // a key owned by a node that would take the value and by one that would not
+      let n = 0;
+      while (!(ring.owners(`fan-mixed-${n}`, 2)[1] === small)) n++;
+      const key = `fan-mixed-${n}`;
+      await assert.rejects(c.set(key, 'x'.repeat(500)), { code: 'CORRAL_ERR_SESSION_TOO_LARGE' });
+      await assert.rejects(c.setIfVersion(key, 'x'.repeat(500), 0), { code: 'CORRAL_ERR_SESSION_TOO_LARGE' });
+      for (const [id, rec] of await rawRecords(cluster.ids, key)) assert.equal(rec, undefined, `${id} holds nothing`);
+      assert.equal(await c.set(key, 'x'.repeat(250)), 1);
+      const recs = await rawRecords(cluster.ids, key);
+      for (const id of ring.owners(key, 2)) assert.equal(recs.get(id)?.[0], 'x'.repeat(250), id);
     } finally {
       await cluster.close();
     }

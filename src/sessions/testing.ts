@@ -16,8 +16,9 @@ export interface TestCluster {
   close(): Promise<void>;
 }
 
-export async function startCluster(n: number, options: Partial<PeerNodeOptions> = {}): Promise<TestCluster> {
-  const nodes = Array.from({ length: n }, () => new PeerNode({ listen: { host: '127.0.0.1', port: 0 }, key: TEST_KEY, heartbeatInterval: 100, ...options }));
+/** `perNode(i)`: options for the i-th node only, over `options`. */
+export async function startCluster(n: number, options: Partial<PeerNodeOptions> = {}, perNode: (i: number) => Partial<PeerNodeOptions> = () => ({})): Promise<TestCluster> {
+  const nodes = Array.from({ length: n }, (_, i) => new PeerNode({ listen: { host: '127.0.0.1', port: 0 }, key: TEST_KEY, heartbeatInterval: 100, ...options, ...perNode(i) }));
   const addrs = await Promise.all(nodes.map((x) => x.listen()));
   const ids = addrs.map((a) => `127.0.0.1:${a.port}`);
   await Promise.all(nodes.map((x, i) => x.start(ids, ids[i])));

@@ -28,7 +28,7 @@ export const T = {
   DPUT: 24, // coordinator → replica: k, v (null: tombstone), n1 version, n2 expiresAt, s client id, id the client's request id; origin = the sender
   DACK: 25, // replica → coordinator: n1 = DPUTs handled on this connection so far, n2 = ms since the last of them
   DNAK: 26, // replica → coordinator: id = the DPUT's sequence number; f & FOUND: the newer record held follows (k, v, n1, n2, s); else applied, client not answered
-  HB: 30, // heartbeat pushed by a node: f & READY
+  HB: 30, // heartbeat pushed by a node: f & READY; n1 = its maxValueBytes (0: not said)
   // responses (t ≥ 128)
   R_OK: 128, // f = 1 found/ok; n1 = version
   R_GET: 129, // f & FOUND (| TOMB with RAW); v, n1 version, n2 expiresAt, s origin
