@@ -257,7 +257,7 @@ Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 
 load average ${loads[0].toFixed(2)} at the start, ${loads[1].toFixed(2)} at the end of the get/set rounds (other work shares this machine).
 One client process drives every subject, interleaved, ${ROUNDS} round(s) of ${SECONDS} s each (medians shown),
 ${KEYS} keys, values of ${value.length} bytes.
-Peer: 3 node processes (\`peer-main.js\`), R=2, AES-256-GCM frames; a set is acknowledged once both owners hold it
+Peer: 3 node processes (\`peer-main.js\`), R=2, TLS 1.2 with a per-connection pre-shared key (AES-256-GCM records); a set is acknowledged once both owners hold it
 (the client sends a set to both owners and waits for both answers, against one round trip for Redis;
 a set the owners disagree on goes through the coordinator). Latencies are kept in a log-linear histogram (under 0.8 % error).
 Redis: a \`redis-server --save ""\` started for the run, one ioredis connection (pipelined by the concurrency),

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { SecureConnection } from './connection.js';
 import { SessionError } from './errors.js';
@@ -19,8 +19,8 @@ async function oneNode(): Promise<{ node: PeerNode; id: string; host: string; po
 
 const opts = { key: TEST_KEY, id: 'test-client', role: 'client' as const };
 
-/** Records every byte a connection writes. */
-function tap(conn: SecureConnection): Buffer[] {
+/** Counts the writes a connection makes to its (TLS) socket: one per flushed batch of frames. */
+function writesOf(conn: SecureConnection): Buffer[] {
   const seen: Buffer[] = [];
   const write = conn.socket.write.bind(conn.socket) as (b: Buffer) => boolean;
   conn.socket.write = ((b: Buffer) => {
@@ -28,6 +28,37 @@ function tap(conn: SecureConnection): Buffer[] {
     return write(b);
   }) as typeof conn.socket.write;
   return seen;
+}
+
+/** A TCP relay in front of a node: records the bytes the client sends on the wire, and can inject bytes into that stream. */
+async function relay(port: number): Promise<{ port: number; sent: Buffer[]; inject(b: Buffer): void; close(): void }> {
+  const sent: Buffer[] = [];
+  let upstream: Socket | undefined;
+  const srv = createServer((down) => {
+    const up = connect(port, '127.0.0.1');
+    upstream = up;
+    down.on('data', (d: Buffer) => {
+      sent.push(Buffer.from(d));
+      up.write(d);
+    });
+    up.on('data', (d: Buffer) => down.write(d));
+    const end = (): void => {
+      down.destroy();
+      up.destroy();
+    };
+    for (const s of [down, up]) {
+      s.on('close', end);
+      s.on('error', end);
+    }
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  return {
+    port: (srv.address() as { port: number }).port,
+    sent,
+    inject: (b) => upstream?.write(b),
+    close: () => srv.close(),
+  };
 }
 
 describe('peer connection security', () => {
@@ -71,44 +102,53 @@ describe('peer connection security', () => {
 
   it('values never cross the wire in clear', async () => {
     const n = await oneNode();
+    const r = await relay(n.port);
     try {
-      const conn = await SecureConnection.connect(n.host, n.port, opts);
-      const seen = tap(conn);
-      await conn.request(msg(T.SET, { k: 'sid', v: 'PLAINTEXT-SECRET-VALUE' }), 2000);
-      assert.ok(seen.length > 0);
-      assert.ok(!Buffer.concat(seen).includes('PLAINTEXT-SECRET-VALUE'));
-      assert.ok(!Buffer.concat(seen).includes('sid'));
+      const conn = await SecureConnection.connect(n.host, r.port, opts);
+      const mark = r.sent.length;
+      assert.equal((await conn.request(msg(T.SET, { k: 'sid', v: 'PLAINTEXT-SECRET-VALUE' }), 2000)).t, T.R_OK);
+      const wire = Buffer.concat(r.sent.slice(mark));
+      assert.ok(wire.length > 'PLAINTEXT-SECRET-VALUE'.length, 'the request crossed the relay');
+      assert.ok(!Buffer.concat(r.sent).includes('PLAINTEXT-SECRET-VALUE'));
+      assert.ok(!Buffer.concat(r.sent).includes('sid'));
       conn.close();
     } finally {
+      r.close();
       await n.close();
     }
   });
 
-  for (const [name, mangle] of [
-    ['a tampered frame', (frame: Buffer) => ((frame[frame.length - 20] as number) ^= 1, frame)],
-    ['a replayed frame', (frame: Buffer) => frame],
-    ['an oversized length', () => Buffer.from([0xff, 0xff, 0xff, 0x00, 1, 2, 3])],
+  // On the wire: a record changed or sent again. Inside TLS, from a peer that holds the key: a frame length over the limit.
+  for (const [name, onWire, mangle] of [
+    ['a tampered record', true, (frame: Buffer) => ((frame[frame.length - 20] as number) ^= 1, frame)],
+    ['a replayed record', true, (frame: Buffer) => frame],
+    ['an oversized frame length', false, (_frame: Buffer) => Buffer.from([0xff, 0xff, 0xff, 0x00, 1, 2, 3])],
   ] as const) {
     it(`${name} closes that connection only`, async () => {
       const n = await oneNode();
+      const r = await relay(n.port);
       try {
         const other = await SecureConnection.connect(n.host, n.port, opts);
-        const conn = await SecureConnection.connect(n.host, n.port, opts);
-        const seen = tap(conn);
+        const conn = await SecureConnection.connect(n.host, r.port, opts);
+        const mark = r.sent.length;
         await conn.request(msg(T.SET, { k: 'a', v: '1' }), 2000);
-        const frame = Buffer.concat(seen);
+        // the record that carried the SET
+        const frame = Buffer.concat(r.sent.slice(mark));
+        assert.ok(frame.length > 0);
         const closed = once(conn, 'close');
         const pending = conn.request(msg(T.GET, { k: 'a' }), 2000).catch((e: unknown) => e);
         // the GET is queued for the next tick; the forged bytes go first
-        conn.socket.write(mangle(Buffer.from(frame)));
+        if (onWire) r.inject(mangle(Buffer.from(frame)));
+        else conn.socket.write(mangle(Buffer.from(frame)));
         await closed;
         const err = await pending;
         assert.ok(err instanceof SessionError);
         await until(() => n.node.stats().security.protocolErrors === 1, 2000, 'protocol error counted');
-        const r = await other.request(msg(T.GET, { k: 'a' }), 2000);
-        assert.equal(r.v, '1');
+        const got = await other.request(msg(T.GET, { k: 'a' }), 2000);
+        assert.equal(got.v, '1');
         other.close();
       } finally {
+        r.close();
         await n.close();
       }
     });
@@ -179,7 +219,7 @@ describe('client send window', () => {
 
   it('holds requests while the window is full and sends them in one frame with the next answer', async () => {
     const { c, srv, seen, close } = await windowed();
-    const writes = tap(c);
+    const writes = writesOf(c);
     const msgs = new Map<string, Msg>();
     srv.on('message', (m) => msgs.set(m.k, m));
     try {

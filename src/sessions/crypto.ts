@@ -1,6 +1,7 @@
 /**
- * Keys derived from `cluster.key` (HKDF-SHA256, RFC 5869) and AES-256-GCM
- * sealing, for peer frames and for values stored in Redis.
+ * Keys derived from `cluster.key` (HKDF-SHA256, RFC 5869): the peer
+ * handshake's proofs and TLS keys, and AES-256-GCM sealing of values stored
+ * in Redis.
  */
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 
@@ -53,62 +54,5 @@ export class ValueSealer {
     d.setAAD(Buffer.from(aad));
     d.setAuthTag(buf.subarray(IV, IV + TAG));
     return Buffer.concat([d.update(buf.subarray(IV + TAG)), d.final()]).toString('utf8');
-  }
-}
-
-/**
- * One direction of an encrypted connection. The IV is the frame's sequence
- * number, never sent: the receiver uses the number it expects next, so a
- * replayed, dropped or reordered frame fails authentication.
- */
-export class FrameCipher {
-  readonly #key: Buffer;
-  #seq = 0n;
-  readonly #iv = Buffer.alloc(IV);
-  constructor(key: Buffer) {
-    this.#key = key;
-  }
-
-  #nextIv(): Buffer {
-    this.#iv.writeBigUInt64BE(this.#seq, 4);
-    this.#seq++;
-    return this.#iv;
-  }
-
-  /** ciphertext ‖ tag */
-  seal(plain: Buffer): Buffer {
-    const c = createCipheriv('aes-256-gcm', this.#key, this.#nextIv());
-    const a = c.update(plain);
-    const b = c.final();
-    return Buffer.concat([a, b, c.getAuthTag()]);
-  }
-
-  /** A whole frame in one buffer: `length u32 ‖ ciphertext ‖ tag` (length counts ciphertext and tag). */
-  sealFrame(plain: Buffer): Buffer {
-    const c = createCipheriv('aes-256-gcm', this.#key, this.#nextIv());
-    const n = plain.length;
-    const out = Buffer.allocUnsafe(4 + n + TAG);
-    out.writeUInt32BE(n + TAG, 0);
-    const a = c.update(plain);
-    a.copy(out, 4);
-    // GCM is a stream mode: update() returns every byte and final() none
-    const b = c.final();
-    if (b.length !== 0) throw new Error('unexpected AES-GCM trailing bytes');
-    c.getAuthTag().copy(out, 4 + n);
-    return out;
-  }
-
-  /** Returns undefined when the frame does not authenticate. */
-  open(frame: Buffer): Buffer | undefined {
-    if (frame.length < TAG) return undefined;
-    const d = createDecipheriv('aes-256-gcm', this.#key, this.#nextIv());
-    d.setAuthTag(frame.subarray(frame.length - TAG));
-    try {
-      const a = d.update(frame.subarray(0, frame.length - TAG));
-      const b = d.final();
-      return b.length === 0 ? a : Buffer.concat([a, b]);
-    } catch {
-      return undefined;
-    }
   }
 }
