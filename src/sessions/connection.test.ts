@@ -31,15 +31,32 @@ function writesOf(conn: SecureConnection): Buffer[] {
 }
 
 /** A TCP relay in front of a node: records the bytes the client sends on the wire, and can inject bytes into that stream. */
-async function relay(port: number): Promise<{ port: number; sent: Buffer[]; inject(b: Buffer): void; close(): void }> {
-  const sent: Buffer[] = [];
+interface Relay {
+  port: number;
+  /** What the client sent, chunk by chunk as read. */
+  sent: Buffer[];
+  /** Applied to the next chunk from the client before it is forwarded (then cleared). */
+  alterNext: ((b: Buffer) => Buffer) | undefined;
+  inject(b: Buffer): void;
+  close(): void;
+}
+async function relay(port: number): Promise<Relay> {
   let upstream: Socket | undefined;
+  const r: Relay = {
+    port: 0,
+    sent: [],
+    alterNext: undefined,
+    inject: (b) => upstream?.write(b),
+    close: () => srv.close(),
+  };
   const srv = createServer((down) => {
     const up = connect(port, '127.0.0.1');
     upstream = up;
     down.on('data', (d: Buffer) => {
-      sent.push(Buffer.from(d));
-      up.write(d);
+      r.sent.push(Buffer.from(d));
+      const alter = r.alterNext;
+      r.alterNext = undefined;
+      up.write(alter === undefined ? d : alter(Buffer.from(d)));
     });
     up.on('data', (d: Buffer) => down.write(d));
     const end = (): void => {
@@ -53,12 +70,8 @@ async function relay(port: number): Promise<{ port: number; sent: Buffer[]; inje
   });
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
-  return {
-    port: (srv.address() as { port: number }).port,
-    sent,
-    inject: (b) => upstream?.write(b),
-    close: () => srv.close(),
-  };
+  r.port = (srv.address() as { port: number }).port;
+  return r;
 }
 
 describe('peer connection security', () => {
@@ -118,11 +131,13 @@ describe('peer connection security', () => {
     }
   });
 
-  // On the wire: a record changed or sent again. Inside TLS, from a peer that holds the key: a frame length over the limit.
-  for (const [name, onWire, mangle] of [
-    ['a tampered record', true, (frame: Buffer) => ((frame[frame.length - 20] as number) ^= 1, frame)],
-    ['a replayed record', true, (frame: Buffer) => frame],
-    ['an oversized frame length', false, (_frame: Buffer) => Buffer.from([0xff, 0xff, 0xff, 0x00, 1, 2, 3])],
+  // On the wire: the next record changed in flight, or an earlier one sent again. Inside TLS, from a peer that holds
+  // the key: a frame length over the limit. `earlier`: the bytes of the record that carried an earlier request.
+  const flip = (b: Buffer): Buffer => ((b[b.length - 20] as number) ^= 1, b);
+  for (const [name, attack] of [
+    ['a record changed in flight', (r: Relay) => (r.alterNext = flip)],
+    ['a replayed record', (r: Relay, _c: SecureConnection, earlier: Buffer) => r.inject(earlier)],
+    ['an oversized frame length', (_r: Relay, c: SecureConnection) => c.socket.write(Buffer.from([0xff, 0xff, 0xff, 0x00, 1, 2, 3]))],
   ] as const) {
     it(`${name} closes that connection only`, async () => {
       const n = await oneNode();
@@ -137,9 +152,8 @@ describe('peer connection security', () => {
         assert.ok(frame.length > 0);
         const closed = once(conn, 'close');
         const pending = conn.request(msg(T.GET, { k: 'a' }), 2000).catch((e: unknown) => e);
-        // the GET is queued for the next tick; the forged bytes go first
-        if (onWire) r.inject(mangle(Buffer.from(frame)));
-        else conn.socket.write(mangle(Buffer.from(frame)));
+        // the GET is queued for the next tick: the attack comes first (or, changed in flight, is the GET itself)
+        attack(r, conn, frame);
         await closed;
         const err = await pending;
         assert.ok(err instanceof SessionError);
@@ -161,6 +175,7 @@ describe('peer connection security', () => {
       await once(s, 'connect');
       s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n' + 'x'.repeat(100));
       await once(s, 'close');
+      await until(() => n.node.stats().security.protocolErrors === 1, 2000, 'protocol error counted');
       const c = await SecureConnection.connect(n.host, n.port, opts);
       assert.equal((await c.request(msg(T.GET, { k: 'zz' }), 2000)).t, T.R_GET);
       c.close();
@@ -232,7 +247,9 @@ describe('client send window', () => {
       srv.reply(msgs.get('a') as Msg, msg(T.R_GET, { v: 'A' }));
       assert.equal((await a).v, 'A');
       await until(() => seen.length === 5, 2000, 'b..e on the wire');
-      assert.equal(writes.length, 2, 'b..e leave in one frame');
+      assert.equal(writes.length, 2, 'b..e leave in one write');
+      const batch = writes[1] as Buffer;
+      assert.equal(batch.readUInt32BE(0) + 4, batch.length, 'and that write is one frame');
       for (const k of ['b', 'c', 'd', 'e']) srv.reply(msgs.get(k) as Msg, msg(T.R_GET, { v: k.toUpperCase() }));
       assert.deepEqual((await Promise.all(rest)).map((r) => r.v), ['B', 'C', 'D', 'E']);
     } finally {

@@ -13,7 +13,7 @@
  * with auth = HKDF(cluster.key, "handshake"). Then TLS 1.2 with a pre-shared
  * key and no certificates (PSK-AES256-GCM-SHA384), the key being
  * HKDF(cluster.key, salt nonceC‖nonceS, "tls-psk"): new for every connection
- * and known only to holders of cluster.key. TLS keeps one AES-GCM context per
+ * and known only to holders of cluster.key (its PSK identity: both nonces, hex). TLS keeps one AES-GCM context per
  * direction and numbers its records, so a tampered, replayed, dropped or
  * reordered record fails authentication. Inside TLS, frames are
  * `len u32 ‖ messages`. A record that fails authentication, an oversized
@@ -36,63 +36,76 @@ const MAGIC = Buffer.from('CRS2');
 const START_TLS = Buffer.from('TLS!');
 const TLS_OPTIONS = { ciphers: 'PSK-AES256-GCM-SHA384', minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' } as const;
 
-/** An error raised by TLS (a record that fails authentication, an alert, a malformed record). */
+/** An error raised by TLS (a record that fails authentication, an alert, a malformed record, a renegotiation). */
 function isTlsError(e: Error): boolean {
   const x = e as Error & { code?: unknown; library?: unknown };
-  return x.library === 'SSL routines' || (typeof x.code === 'string' && x.code.startsWith('ERR_SSL_'));
+  return x.library === 'SSL routines' || (typeof x.code === 'string' && (x.code.startsWith('ERR_SSL_') || x.code.startsWith('ERR_TLS_')));
 }
 
 /**
  * The server side of TLS for every accepted connection of this process. Sockets are handed to it after our own
- * handshake; each names its pre-shared key by an identity made of the client's nonce (public already), so
- * one server serves every connection with its own key. (A bare server-side TLSSocket would do the same, but it
- * reports record errors only through a tls.Server.)
+ * handshake; each names its pre-shared key by an identity made of both nonces (the server's is fresh, so no two
+ * connections share one), and a key is given only to the TCP connection it was made for. (A bare server-side
+ * TLSSocket would do the same, but it reports record errors only through a tls.Server.)
  */
 interface TlsWaiter {
   readonly psk: Buffer;
+  /** The TCP connection's remote address and port: a TLS socket from elsewhere gets neither the key nor the waiter. */
+  readonly remote: string;
   resolve(t: Socket): void;
   reject(e: Error): void;
 }
 const tlsWaiters = new Map<string, TlsWaiter>();
 const identityOf = new WeakMap<object, string>();
+const remoteOf = (s: Socket): string => `${s.remoteAddress ?? ''}:${s.remotePort ?? ''}`;
 let tlsServer: TlsServer | undefined;
+
+/** The waiter a TLS socket (server side) was given a key for, removed from the map. */
+function takeWaiter(t: Socket): TlsWaiter | undefined {
+  const id = identityOf.get(t);
+  const w = id === undefined ? undefined : tlsWaiters.get(id);
+  if (id === undefined || w === undefined || w.remote !== remoteOf(t)) return undefined;
+  tlsWaiters.delete(id);
+  return w;
+}
+
 function sharedTlsServer(): TlsServer {
   if (tlsServer !== undefined) return tlsServer;
   tlsServer = createTlsServer({
     ...TLS_OPTIONS,
     pskCallback: (socket, identity) => {
       const w = tlsWaiters.get(identity);
-      if (w === undefined) return null;
+      if (w === undefined || w.remote !== remoteOf(socket)) return null;
       identityOf.set(socket, identity);
       return w.psk;
     },
   });
   tlsServer.on('secureConnection', (t) => {
-    const id = identityOf.get(t);
-    const w = id === undefined ? undefined : tlsWaiters.get(id);
-    if (id !== undefined) tlsWaiters.delete(id);
+    const w = takeWaiter(t);
     if (w !== undefined) w.resolve(t);
     else t.destroy();
   });
   tlsServer.on('tlsClientError', (err, t) => {
-    const id = identityOf.get(t);
-    const w = id === undefined ? undefined : tlsWaiters.get(id);
-    if (id !== undefined) tlsWaiters.delete(id);
-    w?.reject(err);
+    takeWaiter(t)?.reject(err);
     t.destroy();
   });
   return tlsServer;
 }
 
-/** Starts TLS on a socket whose handshake just completed (`identity`: the client's nonce, hex); resolves once TLS is up. */
+/** Starts TLS on a socket whose handshake just completed (`identity`: both nonces, hex); resolves once TLS is up. */
 function startTls(socket: Socket, psk: Buffer, identity: string, server: boolean): Promise<Socket> {
   return new Promise<Socket>((resolve, reject) => {
     const fail = (e: Error): void => reject(new SessionError('CORRAL_ERR_SESSION_AUTH', `TLS with the peer failed: ${e.message}`, { cause: e }));
     if (server) {
-      tlsWaiters.set(identity, { psk, resolve, reject: fail });
+      if (tlsWaiters.has(identity)) {
+        reject(new SessionError('CORRAL_ERR_SESSION_PROTOCOL', 'a TLS key is already waiting under this identity'));
+        return;
+      }
+      const w: TlsWaiter = { psk, remote: remoteOf(socket), resolve, reject: fail };
+      tlsWaiters.set(identity, w);
       // the raw socket closing first (a client gone mid-handshake) must not leave a waiter behind
       socket.once('close', () => {
-        if (tlsWaiters.get(identity)?.psk === psk) {
+        if (tlsWaiters.get(identity) === w) {
           tlsWaiters.delete(identity);
           fail(new Error('connection closed during the TLS handshake'));
         }
@@ -307,8 +320,9 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
       socket.write(hmac(auth, 'C', nc, ns, options.id, serverId));
       if (!(await reader.read(START_TLS.length)).equals(START_TLS)) throw new SessionError('CORRAL_ERR_SESSION_PROTOCOL', `${host}:${port} did not start TLS`);
       if (reader.detach().length > 0) throw new SessionError('CORRAL_ERR_SESSION_PROTOCOL', `${host}:${port} sent bytes before TLS`);
-      const psk = deriveKey(options.key, 'tls-psk', Buffer.concat([nc, ns]));
-      const tls = await startTls(socket, psk, nc.toString('hex'), false);
+      const salt = Buffer.concat([nc, ns]);
+      const psk = deriveKey(options.key, 'tls-psk', salt);
+      const tls = await startTls(socket, psk, salt.toString('hex'), false);
       return new SecureConnection(tls, serverId, 'peer', options.maxFrameBytes ?? 1024 * 1024 + BATCH);
     };
     try {
@@ -341,8 +355,9 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
       // the client waits for START_TLS before it sends anything more
       if (reader.detach().length > 0) throw new SessionError('CORRAL_ERR_SESSION_PROTOCOL', `client ${clientId} sent bytes before TLS`);
       socket.write(START_TLS);
-      const psk = deriveKey(options.key, 'tls-psk', Buffer.concat([nc, ns]));
-      const tls = await startTls(socket, psk, nc.toString('hex'), true);
+      const salt = Buffer.concat([nc, ns]);
+      const psk = deriveKey(options.key, 'tls-psk', salt);
+      const tls = await startTls(socket, psk, salt.toString('hex'), true);
       return new SecureConnection(tls, clientId, role, options.maxFrameBytes ?? 1024 * 1024 + BATCH);
     };
     try {

@@ -336,6 +336,10 @@ export class PeerNode {
         if (err instanceof SessionError && err.code === 'CORRAL_ERR_SESSION_AUTH') {
           this.#security.authFailures++;
           this.#log('sessions.auth_failed', { from: socket.remoteAddress, error: err.message });
+        } else if (err instanceof SessionError && err.code === 'CORRAL_ERR_SESSION_PROTOCOL') {
+          // garbage, or a peer of another protocol version
+          this.#security.protocolErrors++;
+          this.#log('sessions.protocol_error', { from: socket.remoteAddress, error: err.message });
         }
       },
     );
