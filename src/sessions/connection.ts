@@ -6,8 +6,11 @@
  * every connection's keys fresh):
  *
  *   C → S  "CRS2" role u8  nonceC[32]  idLen u16 id
- *   S → C  "CRS2"          nonceS[32]  HMAC(auth, "S" nonceC nonceS idS idC)[32]  idLen u16 idS
- *   C → S                  HMAC(auth, "C" nonceC nonceS idC idS)[32]
+ *   S → C  "CRS2"          nonceS[32]  HMAC(auth, "S" role nonceC nonceS idS idC)[32]  idLen u16 idS
+ *   C → S                  HMAC(auth, "C" role nonceC nonceS idC idS)[32]
+ *
+ * (ids inside the HMACs carry their u16 length, so no byte can move from one id to the other, and the role byte
+ * is covered: nothing sent in clear can be changed unnoticed)
  *   S → C  "TLS!"          (the client's proof holds: start TLS)
  *
  * with auth = HKDF(cluster.key, "handshake"). Then TLS 1.2 with a pre-shared
@@ -314,10 +317,11 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
       const ns = Buffer.from(head.subarray(4, 36));
       const proof = head.subarray(36, 68);
       const serverId = await readId(reader);
-      if (!sameBytes(proof, hmac(auth, 'S', nc, ns, serverId, options.id))) {
+      const role = Buffer.from([options.role === 'peer' ? 1 : 0]);
+      if (!sameBytes(proof, hmac(auth, 'S', role, nc, ns, idBytes(serverId), idBytes(options.id)))) {
         throw new SessionError('CORRAL_ERR_SESSION_AUTH', `${host}:${port} did not prove it holds cluster.key (different keys?)`);
       }
-      socket.write(hmac(auth, 'C', nc, ns, options.id, serverId));
+      socket.write(hmac(auth, 'C', role, nc, ns, idBytes(options.id), idBytes(serverId)));
       if (!(await reader.read(START_TLS.length)).equals(START_TLS)) throw new SessionError('CORRAL_ERR_SESSION_PROTOCOL', `${host}:${port} did not start TLS`);
       if (reader.detach().length > 0) throw new SessionError('CORRAL_ERR_SESSION_PROTOCOL', `${host}:${port} sent bytes before TLS`);
       const salt = Buffer.concat([nc, ns]);
@@ -347,9 +351,10 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
       const clientId = await readId(reader);
       const auth = deriveKey(options.key, 'handshake');
       const ns = nonce();
-      socket.write(Buffer.concat([MAGIC, ns, hmac(auth, 'S', nc, ns, options.id, clientId), idBytes(options.id)]));
+      const roleByte = Buffer.from(head.subarray(4, 5));
+      socket.write(Buffer.concat([MAGIC, ns, hmac(auth, 'S', roleByte, nc, ns, idBytes(options.id), idBytes(clientId)), idBytes(options.id)]));
       const proof = await reader.read(32);
-      if (!sameBytes(proof, hmac(auth, 'C', nc, ns, clientId, options.id))) {
+      if (!sameBytes(proof, hmac(auth, 'C', roleByte, nc, ns, idBytes(clientId), idBytes(options.id)))) {
         throw new SessionError('CORRAL_ERR_SESSION_AUTH', `client ${clientId} did not prove it holds cluster.key`);
       }
       // the client waits for START_TLS before it sends anything more
