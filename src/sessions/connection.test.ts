@@ -168,6 +168,25 @@ describe('peer connection security', () => {
     });
   }
 
+  it('a handshake changed in flight fails: the role byte is covered by the proofs, and so is an id', async () => {
+    const n = await oneNode();
+    const r = await relay(n.port);
+    try {
+      // the client's hello: "CRS2" role nonce[32] idLen id; turn the client into a peer
+      r.alterNext = (b) => ((b[4] as number) ^= 1, b);
+      await assert.rejects(SecureConnection.connect(n.host, r.port, opts), (e: unknown) => e instanceof SessionError && e.code === 'CORRAL_ERR_SESSION_AUTH');
+      // move the id's last byte out of it (length one shorter): the server reads another id
+      r.alterNext = (b) => (b.writeUInt16BE(b.readUInt16BE(37) - 1, 37), b);
+      await assert.rejects(SecureConnection.connect(n.host, r.port, opts), (e: unknown) => e instanceof SessionError);
+      const c = await SecureConnection.connect(n.host, r.port, opts);
+      assert.equal((await c.request(msg(T.GET, { k: 'zz' }), 2000)).t, T.R_GET);
+      c.close();
+    } finally {
+      r.close();
+      await n.close();
+    }
+  });
+
   it('garbage instead of a handshake is dropped without harm', async () => {
     const n = await oneNode();
     try {
