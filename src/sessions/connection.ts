@@ -16,9 +16,10 @@
  * with auth = HKDF(cluster.key, "handshake"). Then TLS 1.2 with a pre-shared
  * key and no certificates (PSK-AES256-GCM-SHA384), the key being
  * HKDF(cluster.key, salt nonceC‖nonceS, "tls-psk"): new for every connection
- * and known only to holders of cluster.key (its PSK identity: both nonces, hex). TLS keeps one AES-GCM context per
- * direction and numbers its records, so a tampered, replayed, dropped or
- * reordered record fails authentication. Inside TLS, frames are
+ * and known only to holders of cluster.key (its PSK identity: both nonces,
+ * base64url). TLS keeps one AES-GCM context per direction and numbers its
+ * records, so a tampered, replayed, dropped or reordered record fails
+ * authentication. Inside TLS, frames are
  * `len u32 ‖ messages`. A record that fails authentication, an oversized
  * length or a malformed message closes this connection only.
  *
@@ -95,7 +96,7 @@ function sharedTlsServer(): TlsServer {
   return tlsServer;
 }
 
-/** Starts TLS on a socket whose handshake just completed (`identity`: both nonces, hex); resolves once TLS is up. */
+/** Starts TLS on a socket whose handshake just completed (`identity`: both nonces, base64url: 86 bytes, under TLS's 128); resolves once TLS is up. */
 function startTls(socket: Socket, psk: Buffer, identity: string, server: boolean): Promise<Socket> {
   return new Promise<Socket>((resolve, reject) => {
     const fail = (e: Error): void => reject(new SessionError('CORRAL_ERR_SESSION_AUTH', `TLS with the peer failed: ${e.message}`, { cause: e }));
@@ -326,7 +327,7 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
       if (reader.detach().length > 0) throw new SessionError('CORRAL_ERR_SESSION_PROTOCOL', `${host}:${port} sent bytes before TLS`);
       const salt = Buffer.concat([nc, ns]);
       const psk = deriveKey(options.key, 'tls-psk', salt);
-      const tls = await startTls(socket, psk, salt.toString('hex'), false);
+      const tls = await startTls(socket, psk, salt.toString('base64url'), false);
       return new SecureConnection(tls, serverId, 'peer', options.maxFrameBytes ?? 1024 * 1024 + BATCH);
     };
     try {
@@ -362,7 +363,7 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
       socket.write(START_TLS);
       const salt = Buffer.concat([nc, ns]);
       const psk = deriveKey(options.key, 'tls-psk', salt);
-      const tls = await startTls(socket, psk, salt.toString('hex'), true);
+      const tls = await startTls(socket, psk, salt.toString('base64url'), true);
       return new SecureConnection(tls, clientId, role, options.maxFrameBytes ?? 1024 * 1024 + BATCH);
     };
     try {
