@@ -187,6 +187,23 @@ describe('peer connection security', () => {
     }
   });
 
+  it('messages of one flush over the frame batch size travel in several frames, every byte intact', async () => {
+    const n = await oneNode();
+    try {
+      const conn = await SecureConnection.connect(n.host, n.port, opts);
+      conn.start();
+      // one tick: 40 KiB values (a frame each: two exceed the batch) and one of 200 KiB (a frame of its own)
+      const values = [40, 40, 1, 40, 200, 1].map((kb, i) => String.fromCharCode(97 + i).repeat(kb * 1024 - 1) + 'é');
+      const sets = values.map((v, i) => conn.request(msg(T.SET, { k: `big-${i}`, v }), 5000));
+      for (const r of await Promise.all(sets)) assert.equal(r.t, T.R_OK);
+      const gets = values.map((_, i) => conn.request(msg(T.GET, { k: `big-${i}` }), 5000));
+      assert.deepEqual((await Promise.all(gets)).map((r) => r.v), values);
+      conn.close();
+    } finally {
+      await n.close();
+    }
+  });
+
   it('garbage instead of a handshake is dropped without harm', async () => {
     const n = await oneNode();
     try {

@@ -8,20 +8,19 @@
  *   C → S  "CRS2" role u8  nonceC[32]  idLen u16 id
  *   S → C  "CRS2"          nonceS[32]  HMAC(auth, "S" role nonceC nonceS idS idC)[32]  idLen u16 idS
  *   C → S                  HMAC(auth, "C" role nonceC nonceS idC idS)[32]
- *
- * (ids inside the HMACs carry their u16 length, so no byte can move from one id to the other, and the role byte
- * is covered: nothing sent in clear can be changed unnoticed)
  *   S → C  "TLS!"          (the client's proof holds: start TLS)
  *
- * with auth = HKDF(cluster.key, "handshake"). Then TLS 1.2 with a pre-shared
- * key and no certificates (PSK-AES256-GCM-SHA384), the key being
+ * with auth = HKDF(cluster.key, "handshake"); ids inside the HMACs carry their
+ * u16 length, so no byte can move from one id to the other, and the role byte
+ * is covered: nothing sent in clear can be changed unnoticed. Then TLS 1.2
+ * with a pre-shared key and no certificates (PSK-AES256-GCM-SHA384), the key being
  * HKDF(cluster.key, salt nonceC‖nonceS, "tls-psk"): new for every connection
  * and known only to holders of cluster.key (its PSK identity: both nonces,
  * base64url). TLS keeps one AES-GCM context per direction and numbers its
  * records, so a tampered, replayed, dropped or reordered record fails
- * authentication. Inside TLS, frames are
- * `len u32 ‖ messages`. A record that fails authentication, an oversized
- * length or a malformed message closes this connection only.
+ * authentication. Inside TLS, frames are `len u32 ‖ messages`. A record that
+ * fails authentication, an oversized length or a malformed message closes
+ * this connection only.
  *
  * (TLS rather than sealing each frame here: Node's crypto API sets up a new
  * AES-GCM context, several buffers and a dozen calls into C++ per sealed
@@ -528,36 +527,25 @@ export class SecureConnection extends EventEmitter<{ message: [Msg]; close: [Err
     wireCounters.messages += out.length;
     if (flushScratch.length < out.length * 4) flushScratch = new Int32Array(out.length * 8);
     const sc = flushScratch;
-    for (let x = 0; x < out.length; x++) sc[x * 4] = sizeOf(out[x] as Msg, sc, x * 4 + 1);
-    // Frames of at most BATCH bytes of messages (a single larger message gets a frame of its own), all in one write.
-    let bytes = 0;
-    let frames = 0;
-    for (let i = 0; i < out.length; ) {
-      let total = sc[i * 4] as number;
-      let j = i + 1;
-      while (j < out.length && total + (sc[j * 4] as number) <= BATCH) total += sc[4 * j++] as number;
-      bytes += 4 + total;
-      frames++;
-      i = j;
-    }
-    const buf = Buffer.allocUnsafe(bytes);
+    // Frames of at most BATCH bytes of messages (a single larger message gets a frame of its own), all in one write;
+    // the buffer has room for a header per message, the most there can be.
+    let room = 0;
+    for (let x = 0; x < out.length; x++) room += 4 + (sc[x * 4] = sizeOf(out[x] as Msg, sc, x * 4 + 1));
+    const buf = Buffer.allocUnsafe(room);
     let off = 0;
-    for (let i = 0; i < out.length; ) {
+    let frames = 0;
+    for (let i = 0; i < out.length; frames++) {
       const at = off;
-      off += 4;
+      off = encodeInto(out[i] as Msg, sc, i * 4 + 1, buf, off + 4);
       let total = sc[i * 4] as number;
-      off = encodeInto(out[i] as Msg, sc, i * 4 + 1, buf, off);
-      let j = i + 1;
-      while (j < out.length && total + (sc[j * 4] as number) <= BATCH) {
-        total += sc[4 * j] as number;
-        off = encodeInto(out[j] as Msg, sc, j * 4 + 1, buf, off);
-        j++;
+      for (i++; i < out.length && total + (sc[i * 4] as number) <= BATCH; i++) {
+        total += sc[i * 4] as number;
+        off = encodeInto(out[i] as Msg, sc, i * 4 + 1, buf, off);
       }
       buf.writeUInt32BE(total, at);
-      i = j;
     }
     wireCounters.frames += frames;
-    this.socket.write(buf);
+    this.socket.write(off === room ? buf : buf.subarray(0, off));
   }
 
   /** Sends a request and resolves with its response (or the END of a stream); rejects on timeout or close. */
