@@ -74,6 +74,18 @@ async function relay(port: number): Promise<Relay> {
   return r;
 }
 
+/** Runs `fn` against one node reached through a relay, and closes both whatever happens. */
+async function withRelayedNode(fn: (n: Awaited<ReturnType<typeof oneNode>>, r: Relay) => Promise<void>): Promise<void> {
+  const n = await oneNode();
+  const r = await relay(n.port);
+  try {
+    await fn(n, r);
+  } finally {
+    r.close();
+    await n.close();
+  }
+}
+
 describe('peer connection security', () => {
   it('a peer without the key fails the handshake and is counted; others are unaffected', async () => {
     const n = await oneNode();
@@ -114,9 +126,7 @@ describe('peer connection security', () => {
   });
 
   it('values never cross the wire in clear', async () => {
-    const n = await oneNode();
-    const r = await relay(n.port);
-    try {
+    await withRelayedNode(async (n, r) => {
       const conn = await SecureConnection.connect(n.host, r.port, opts);
       const mark = r.sent.length;
       assert.equal((await conn.request(msg(T.SET, { k: 'sid', v: 'PLAINTEXT-SECRET-VALUE' }), 2000)).t, T.R_OK);
@@ -125,10 +135,7 @@ describe('peer connection security', () => {
       assert.ok(!Buffer.concat(r.sent).includes('PLAINTEXT-SECRET-VALUE'));
       assert.ok(!Buffer.concat(r.sent).includes('sid'));
       conn.close();
-    } finally {
-      r.close();
-      await n.close();
-    }
+    });
   });
 
   // On the wire: the next record changed in flight, or an earlier one sent again. Inside TLS, from a peer that holds
@@ -140,9 +147,7 @@ describe('peer connection security', () => {
     ['an oversized frame length', (_r: Relay, c: SecureConnection) => c.socket.write(Buffer.from([0xff, 0xff, 0xff, 0x00, 1, 2, 3]))],
   ] as const) {
     it(`${name} closes that connection only`, async () => {
-      const n = await oneNode();
-      const r = await relay(n.port);
-      try {
+      await withRelayedNode(async (n, r) => {
         const other = await SecureConnection.connect(n.host, n.port, opts);
         const conn = await SecureConnection.connect(n.host, r.port, opts);
         const mark = r.sent.length;
@@ -161,17 +166,12 @@ describe('peer connection security', () => {
         const got = await other.request(msg(T.GET, { k: 'a' }), 2000);
         assert.equal(got.v, '1');
         other.close();
-      } finally {
-        r.close();
-        await n.close();
-      }
+      });
     });
   }
 
   it('a handshake changed in flight fails: the role byte is covered by the proofs, and so is an id', async () => {
-    const n = await oneNode();
-    const r = await relay(n.port);
-    try {
+    await withRelayedNode(async (n, r) => {
       // the client's hello: "CRS2" role nonce[32] idLen id; turn the client into a peer
       r.alterNext = (b) => ((b[4] as number) ^= 1, b);
       await assert.rejects(SecureConnection.connect(n.host, r.port, opts), (e: unknown) => e instanceof SessionError && e.code === 'CORRAL_ERR_SESSION_AUTH');
@@ -181,10 +181,7 @@ describe('peer connection security', () => {
       const c = await SecureConnection.connect(n.host, r.port, opts);
       assert.equal((await c.request(msg(T.GET, { k: 'zz' }), 2000)).t, T.R_GET);
       c.close();
-    } finally {
-      r.close();
-      await n.close();
-    }
+    });
   });
 
   it('messages of one flush over the frame batch size travel in several frames, every byte intact', async () => {
